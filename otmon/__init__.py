@@ -1,0 +1,1 @@
+"""Thin command-line package: wires collector, analysis and api; computes nothing."""

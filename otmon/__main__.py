@@ -1,0 +1,7 @@
+"""`python -m otmon`."""
+
+import sys
+
+from otmon.cli import main
+
+sys.exit(main())

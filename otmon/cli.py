@@ -1,0 +1,248 @@
+"""The `otmon` command: wires the collector, the analysis and the service; computes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("otmon")
+
+
+class CliError(Exception):
+    """A problem to report to the user in one line, without a traceback."""
+
+
+def _positive_port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {text}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otmon",
+        description="Wearable-assisted activity monitor for occupational therapy.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the service with a replayed home session")
+    demo.add_argument("--port", type=_positive_port, default=8000, help="HTTP port (default 8000)")
+    demo.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    demo.add_argument("--data-dir", type=Path, help="keep the demo database here (default: temporary)")
+    demo.add_argument("--json", action="store_true", help="print one JSON line with url, email, password")
+
+    serve = sub.add_parser("serve", help="run the therapist service")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=_positive_port, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL (default: OTMON_DATABASE_URL or SQLite)")
+
+    user = sub.add_parser("user", help="manage therapist and admin accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="create a therapist or admin")
+    add.add_argument("--email", required=True)
+    add.add_argument("--role", choices=["therapist", "admin"], default="therapist")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--database-url", help="SQLAlchemy URL (default: OTMON_DATABASE_URL or SQLite)")
+
+    replay = sub.add_parser("replay", help="decode a capture and upload it like a live collector")
+    replay.add_argument("capture", type=Path, metavar="CAPTURE")
+    replay.add_argument("--server", required=True, metavar="URL")
+    replay.add_argument("--token", required=True, help="the device token")
+
+    analyze = sub.add_parser("analyze", help="analyse a capture or a CSV recording offline")
+    analyze.add_argument("file", type=Path, metavar="FILE")
+    analyze.add_argument("--json", action="store_true", help="print the summary as JSON")
+    analyze.add_argument("--tz", default="UTC", help="IANA time zone for calendar days (default UTC)")
+    analyze.add_argument("--cutpoints", default=None, help="intensity cut-point set")
+    analyze.add_argument("--epochs", type=Path, metavar="OUT.csv", help="write the epoch table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"otmon: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - known domain errors become one line, bugs do not
+        message = _known_error_message(exc)
+        if message is None:
+            raise
+        print(f"otmon: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _known_error_message(exc: Exception) -> str | None:
+    """One-line text for errors a user can cause (bad file, no server, no adapter)."""
+    from collector.errors import CollectorError
+
+    from analysis.errors import ReaderError
+
+    if isinstance(exc, CollectorError | ReaderError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
+        return f"{exc.strerror}: {exc.filename}"
+    return None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from otmon.demo import run_demo
+
+        return run_demo(host=args.host, port=args.port, data_dir=args.data_dir, as_json=args.json)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "user":
+        return _user_add(args)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "analyze":
+        return _analyze(args)
+    raise CliError(f"unknown command {args.command}")
+
+
+def _settings(database_url: str | None):  # type: ignore[no-untyped-def]
+    from api.settings import Settings
+
+    return Settings(database_url=database_url) if database_url else Settings()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.db import upgrade
+
+    settings = _settings(args.database_url)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    log.info("otmon service on http://%s:%d/", args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from api.db import make_engine, session_factory, upgrade
+    from api.errors import Conflict
+    from api.services import users
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CliError("the two passwords differ")
+    if len(password) < 8:
+        raise CliError("the password must have at least 8 characters")
+    settings = _settings(args.database_url)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as db:
+            try:
+                user = users.create(db, email=args.email, password=password, role=args.role)
+            except Conflict as exc:
+                raise CliError(str(exc)) from exc
+            db.commit()
+            print(f"created {user.role} {user.email} (id {user.id})")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from collector.replay import replay_capture
+    from collector.upload import Uploader
+
+    async def run() -> int:
+        async with Uploader(args.server, args.token) as uploader:
+            result = await replay_capture(args.capture, uploader.send)
+        print(
+            f"replayed {args.capture.name}: {result.n_samples} samples in {result.n_blocks} blocks "
+            f"uploaded to {args.server} ({result.n_decode_errors} undecodable notifications, "
+            f"{len(result.gaps)} gaps)"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def _load_blocks(path: Path) -> tuple[list, dict]:  # type: ignore[type-arg]
+    """Blocks of a capture (decoded like the collector does) or of a CSV recording."""
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        from collector.session import decode_capture
+
+        decoded = decode_capture(path)
+        info = {
+            "format": "otmon-capture",
+            "profile": decoded.header.get("profile"),
+            "notifications": decoded.n_notifications,
+            "decode_errors": decoded.n_decode_errors,
+        }
+        return list(decoded.blocks), info
+    if name.endswith(".csv"):
+        from analysis.readers import read_csv
+
+        recording = read_csv(path)
+        return list(recording.blocks), {"format": "csv"}
+    raise CliError(f"{path}: unknown file type (expected .capture.jsonl[.gz] or .csv)")
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from analysis.pipeline import epoch_table, summarise_days
+
+    blocks, info = _load_blocks(args.file)
+    if not blocks:
+        raise CliError(f"{args.file}: no samples")
+    epochs = epoch_table(blocks)
+    kwargs = {"tz": args.tz}
+    if args.cutpoints:
+        kwargs["cutpoints"] = args.cutpoints
+    try:
+        days = summarise_days(epochs, **kwargs)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if args.epochs:
+        _write_epochs_csv(args.epochs, epochs)
+    if args.json:
+        print(json.dumps({"days": days}))
+        return 0
+    n_samples = sum(b.n_samples for b in blocks)
+    print(f"{args.file.name}: {n_samples} samples in {len(blocks)} blocks ({info['format']})")
+    header = f"{'date':<12}{'samples':>9}{'wear min':>10}{'sed':>8}{'light':>8}{'mod':>8}{'vig':>8}{'ENMO mg':>9}"
+    print(header)
+    for day in days:
+        enmo = "-" if day["mean_enmo_mg"] is None else f"{day['mean_enmo_mg']:.1f}"
+        print(
+            f"{day['date']:<12}{day['samples']:>9}{day['wear_min']:>10.1f}{day['sedentary_min']:>8.1f}"
+            f"{day['light_min']:>8.1f}{day['moderate_min']:>8.1f}{day['vigorous_min']:>8.1f}{enmo:>9}"
+        )
+    return 0
+
+
+def _write_epochs_csv(path: Path, epochs) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    rows = epochs.to_rows()
+    with path.open("w", newline="") as fh:
+        if not rows:
+            return
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
