@@ -1,0 +1,173 @@
+"""Live path: scan, connect and run a session with the unmodified bleak API.
+
+The backend classes are injectable (`backend=` / `scanner_backend=`; None = the platform's),
+which is how replay and tests drive this same code without Bluetooth hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.exc import BleakError
+
+from collector.assembly import DEFAULT_MAX_SAMPLES
+from collector.capture import CaptureWriter
+from collector.devices.base import DeviceProfile
+from collector.errors import (
+    BluetoothUnavailableError,
+    CollectorError,
+    DeviceNotFoundError,
+    ProtocolError,
+)
+from collector.session import Clock, Session, SessionResult, Sink
+
+log = logging.getLogger(__name__)
+
+# Polar devices advertise about once a second; 15 s covers a slow wake-up from the strap.
+SCAN_TIMEOUT_S = 15.0
+# bleak's default connect timeout is 30 s; 20 s is enough for BlueZ service discovery.
+CONNECT_TIMEOUT_S = 20.0
+
+_UNAVAILABLE_HINTS = ("no bluetooth adapter", "not available", "bluez", "dbus", "org.bluez",
+                      "no such file", "adapter", "powered off")
+
+
+def _translate(exc: BaseException, doing: str) -> CollectorError:
+    """Map a bleak/OS error to a CollectorError subclass with a one-line message."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, FileNotFoundError | PermissionError | ConnectionRefusedError) or (
+        type(exc).__module__.startswith("dbus_fast")
+    ):
+        return BluetoothUnavailableError(f"Bluetooth is not available ({doing}): {text}")
+    if isinstance(exc, BleakError) and any(h in text.lower() for h in _UNAVAILABLE_HINTS):
+        return BluetoothUnavailableError(f"Bluetooth is not available ({doing}): {text}")
+    return ProtocolError(f"BLE error while {doing}: {text}")
+
+
+async def find_device(
+    profile: DeviceProfile,
+    *,
+    name: str | None = None,
+    address: str | None = None,
+    timeout_s: float = SCAN_TIMEOUT_S,
+    scanner_backend: type[BaseBleakScanner] | None = None,
+    **backend_kwargs: Any,
+) -> BLEDevice:
+    """Scan for a device of `profile` (by service UUID, optional name/address).
+
+    Raises:
+        DeviceNotFoundError: nothing matched within `timeout_s`.
+        BluetoothUnavailableError: no adapter or BLE stack.
+    """
+
+    def wanted(device: BLEDevice, adv: AdvertisementData) -> bool:
+        if address is not None and device.address.lower() != address.lower():
+            return False
+        if name is not None and (adv.local_name or device.name) != name:
+            return False
+        return profile.matches(adv)
+
+    try:
+        device = await BleakScanner.find_device_by_filter(
+            wanted,
+            timeout=timeout_s,
+            service_uuids=list(profile.service_uuids),
+            backend=scanner_backend,
+            **backend_kwargs,
+        )
+    except (BleakError, OSError) as exc:
+        raise _translate(exc, "scanning") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("dbus_fast"):
+            raise _translate(exc, "scanning") from exc
+        raise
+    if device is None:
+        what = name or address or profile.name
+        raise DeviceNotFoundError(f"no {what} device found within {timeout_s} s")
+    return device
+
+
+async def run_session(
+    device: BLEDevice | str,
+    profile: DeviceProfile,
+    requested: Mapping[str, Any],
+    sink: Sink,
+    *,
+    clock: Clock = time.time_ns,
+    capture: CaptureWriter | None = None,
+    backend: type[BaseBleakClient] | None = None,
+    on_session: Callable[[Session, BleakClient], None] | None = None,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    **backend_kwargs: Any,
+) -> SessionResult:
+    """Connect to `device`, run one session until stopped or disconnected, disconnect.
+
+    `on_session(session, client)` is called once connected, e.g. to keep a handle for
+    `session.request_stop()`.
+
+    Raises:
+        BluetoothUnavailableError, ProtocolError: translated bleak errors.
+    """
+    holder: list[Session] = []
+
+    def disconnected(_client: BleakClient) -> None:
+        if holder:
+            holder[0].on_disconnected()
+
+    client = BleakClient(
+        device,
+        disconnected_callback=disconnected,
+        timeout=CONNECT_TIMEOUT_S,
+        backend=backend,
+        **backend_kwargs,
+    )
+    try:
+        async with client:
+            session = Session(
+                client, profile, requested, sink=sink, clock=clock, capture=capture,
+                max_samples=max_samples,
+            )
+            holder.append(session)
+            if on_session is not None:
+                on_session(session, client)
+            return await session.run()
+    except CollectorError:
+        raise
+    except (BleakError, OSError, TimeoutError) as exc:
+        raise _translate(exc, "talking to the device") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("dbus_fast"):
+            raise _translate(exc, "talking to the device") from exc
+        raise
+
+
+async def collect(
+    profile: DeviceProfile,
+    requested: Mapping[str, Any],
+    sink: Sink,
+    *,
+    name: str | None = None,
+    address: str | None = None,
+    capture: CaptureWriter | None = None,
+    backend: type[BaseBleakClient] | None = None,
+    scanner_backend: type[BaseBleakScanner] | None = None,
+    on_session: Callable[[Session, BleakClient], None] | None = None,
+    clock: Clock = time.time_ns,
+    **backend_kwargs: Any,
+) -> SessionResult:
+    """Scan for a device of `profile`, connect and stream into `sink` until stopped."""
+    device = await find_device(
+        profile, name=name, address=address, scanner_backend=scanner_backend, **backend_kwargs
+    )
+    log.info("connecting to %s (%s)", device.name, device.address)
+    return await run_session(
+        device, profile, requested, sink, clock=clock, capture=capture, backend=backend,
+        on_session=on_session, **backend_kwargs,
+    )

@@ -1,0 +1,31 @@
+"""Registry of device profiles: `PROFILES` (name -> profile) and `get(name)`."""
+
+from __future__ import annotations
+
+from collector.devices.base import ControlLink, DeviceProfile, FrameDecoder
+from collector.devices.polar_pmd import PROFILE as _POLAR_PMD
+
+PROFILES: dict[str, DeviceProfile] = {_POLAR_PMD.name: _POLAR_PMD}
+
+
+class UnknownProfileError(KeyError):
+    """No profile of that name is registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown profile"
+
+
+def get(name: str) -> DeviceProfile:
+    """Return the profile called `name`.
+
+    Raises:
+        UnknownProfileError (a KeyError) listing the known names.
+    """
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(sorted(PROFILES))
+        raise UnknownProfileError(f"unknown device profile {name!r}; known: {known}") from None
+
+
+__all__ = ["PROFILES", "ControlLink", "DeviceProfile", "FrameDecoder", "UnknownProfileError", "get"]

@@ -1,0 +1,240 @@
+"""One streaming session over a connected BleakClient, shared by live collection and replay.
+
+Also `decode_capture()`: the offline path through the same decoder and assembler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bleak import BleakClient
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.exc import BleakError
+
+from analysis.samples import SampleBlock
+from collector import devices
+from collector.assembly import DEFAULT_MAX_SAMPLES, BlockAssembler, Gap
+from collector.capture import CaptureWriter, make_header, read_capture
+from collector.devices.base import DeviceProfile, FrameDecoder
+from collector.errors import CollectorError, DecodeError, ProtocolError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+Sink = Callable[[SampleBlock], Awaitable[None]]
+
+_END = object()  # queue sentinel: stop consuming
+
+
+@dataclass(slots=True)
+class SessionResult:
+    """What one session did."""
+
+    settings: dict[str, Any]
+    n_notifications: int = 0
+    n_decode_errors: int = 0
+    n_samples: int = 0
+    n_blocks: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    stopped_by: str = ""  # "request" | "disconnect" | "device"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedCapture:
+    """Offline decode of a capture: the upload blocks the live path produced."""
+
+    header: dict[str, Any]
+    blocks: list[SampleBlock]
+    n_notifications: int
+    n_decode_errors: int
+    gaps: list[Gap]
+
+    @property
+    def n_samples(self) -> int:
+        """Total samples in all blocks."""
+        return sum(b.n_samples for b in self.blocks)
+
+
+class _StreamDecoder:
+    """Decoder + assembler + counters: the one path from notifications to upload blocks."""
+
+    def __init__(self, decoder: FrameDecoder, max_samples: int) -> None:
+        self.decoder = decoder
+        self.assembler = BlockAssembler(max_samples)
+        self.n_notifications = 0
+        self.n_decode_errors = 0
+
+    def feed(self, payload: bytes, received_ns: int) -> list[SampleBlock]:
+        self.n_notifications += 1
+        try:
+            frames = self.decoder.decode(payload, received_ns)
+        except DecodeError as exc:
+            self.n_decode_errors += 1
+            log.debug("skipping undecodable notification at %d: %s", received_ns, exc)
+            return []
+        out: list[SampleBlock] = []
+        for frame in frames:
+            out += self.assembler.push(frame)
+        return out
+
+
+def decode_capture(path: str | Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) -> DecodedCapture:
+    """Decode a capture offline through the same decoder and assembler as the live path."""
+    capture = read_capture(path)
+    profile = devices.get(capture.profile)
+    stream = _StreamDecoder(profile.decoder(capture.settings), max_samples)
+    blocks: list[SampleBlock] = []
+    for event in capture.events:
+        if event.kind == "notify" and event.char == profile.data_uuid:
+            blocks += stream.feed(event.data, event.t_ns)
+    blocks += stream.assembler.flush()
+    return DecodedCapture(
+        capture.header, blocks, stream.n_notifications, stream.n_decode_errors,
+        list(stream.assembler.gaps),
+    )
+
+
+class Session:
+    """Subscribe, start, decode notifications into upload blocks for `sink`, stop, flush."""
+
+    def __init__(
+        self,
+        client: BleakClient,
+        profile: DeviceProfile,
+        requested: Mapping[str, Any],
+        *,
+        sink: Sink,
+        clock: Clock = time.time_ns,
+        capture: CaptureWriter | None = None,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+    ) -> None:
+        self.client = client
+        self.profile = profile
+        self.requested = dict(requested)
+        self.sink = sink
+        self.clock = clock
+        self.capture = capture
+        self.max_samples = max_samples
+        self.started = asyncio.Event()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._control: dict[str, asyncio.Queue[bytes | None]] = {
+            u: asyncio.Queue() for u in profile.control_uuids
+        }
+        self._disconnected = False
+        self._stopped_by = ""
+        self._stream: _StreamDecoder | None = None
+
+    # --- ControlLink, used by the profile -------------------------------------------------
+    async def write(self, char_uuid: str, data: bytes) -> None:
+        """Record and write a command (with response)."""
+        self._record("write", char_uuid, data)
+        await self.client.write_gatt_char(char_uuid, data, response=True)
+
+    async def receive(self, char_uuid: str, timeout_s: float) -> bytes:
+        """Return the next control notification of `char_uuid`."""
+        try:
+            payload = await asyncio.wait_for(self._control[char_uuid].get(), timeout_s)
+        except TimeoutError:
+            raise ProtocolError(f"no response on {char_uuid} within {timeout_s} s") from None
+        if payload is None:
+            raise ProtocolError("device disconnected while waiting for a response")
+        return payload
+
+    # --- callbacks --------------------------------------------------------------------------
+    def _record(self, kind: Any, char: str, data: bytes = b"") -> int:
+        t_ns = self.clock()
+        if self.capture is not None:
+            self.capture.write_event(t_ns, kind, char, data)
+        return t_ns
+
+    def _on_control(self, char: BleakGATTCharacteristic, data: bytearray) -> None:
+        payload = bytes(data)
+        self._record("notify", char.uuid, payload)
+        if self.started.is_set() and self.profile.measurement_stopped(payload):
+            log.info("device stopped the measurement")
+            self._end("device")
+        self._control[char.uuid].put_nowait(payload)
+
+    def _on_data(self, char: BleakGATTCharacteristic, data: bytearray) -> None:
+        payload = bytes(data)
+        t_ns = self._record("notify", char.uuid, payload)
+        self._queue.put_nowait((t_ns, payload))
+
+    def _end(self, reason: str) -> None:
+        if not self._stopped_by:
+            self._stopped_by = reason
+        self._queue.put_nowait(_END)
+
+    def request_stop(self) -> None:
+        """Ask the session to stop streaming and return."""
+        self._end("request")
+
+    def on_disconnected(self) -> None:
+        """Tell the session that the device disconnected (bleak's disconnected callback)."""
+        if self._disconnected:
+            return
+        self._disconnected = True
+        self._record("disconnect", self.profile.service_uuids[0])
+        for q in self._control.values():
+            q.put_nowait(None)
+        self._end("disconnect")
+
+    # --- run --------------------------------------------------------------------------------
+    async def _process(self, item: tuple[int, bytes], result: SessionResult) -> None:
+        assert self._stream is not None
+        for block in self._stream.feed(item[1], item[0]):
+            await self._deliver(block, result)
+
+    async def _deliver(self, block: SampleBlock, result: SessionResult) -> None:
+        result.n_blocks += 1
+        result.n_samples += block.n_samples
+        await self.sink(block)
+
+    async def run(self) -> SessionResult:
+        """Run until stopped, the device stops, or it disconnects; return the counts."""
+        t_connect = self._record("connect", self.profile.service_uuids[0])
+        for uuid in self.profile.control_uuids:
+            await self.client.start_notify(uuid, self._on_control)
+        await self.client.start_notify(self.profile.data_uuid, self._on_data)
+        settings = await self.profile.start(self, self.requested)
+        result = SessionResult(settings=settings)
+        if self.capture is not None and self.capture.header is None:
+            device = {"address": self.client.address, "name": _client_name(self.client)}
+            started = datetime.fromtimestamp(t_connect / 1e9, timezone.utc)
+            self.capture.write_header(make_header(self.profile.name, settings, device, started))
+        self._stream = _StreamDecoder(self.profile.decoder(settings), self.max_samples)
+        self.started.set()
+        try:
+            while (item := await self._queue.get()) is not _END:
+                await self._process(item, result)
+        finally:
+            if not self._disconnected and self._stopped_by != "device":
+                try:
+                    await self.profile.stop(self)
+                except (CollectorError, BleakError, TimeoutError) as exc:
+                    log.warning("stopping the stream failed: %s", exc)
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not _END:
+                    await self._process(item, result)
+            for block in self._stream.assembler.flush():
+                await self._deliver(block, result)
+        result.n_notifications = self._stream.n_notifications
+        result.n_decode_errors = self._stream.n_decode_errors
+        result.gaps = list(self._stream.assembler.gaps)
+        result.stopped_by = self._stopped_by
+        return result
+
+
+def _client_name(client: BleakClient) -> str | None:
+    try:
+        return client.name
+    except (NotImplementedError, BleakError):
+        return None
