@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.db import make_engine, session_factory
+from api.errors import ApiError, Unauthenticated
+from api.routers import auth, devices, health, ingest, patients
+from api.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for ``settings`` (default: ``get_settings()``).
+
+    The database must already be migrated (``api.db.upgrade``); tables are never created here.
+    """
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="otmon", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.secret_key = settings.resolved_secret_key()
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    app.add_exception_handler(ApiError, _api_error)
+
+    v1 = APIRouter(prefix=API_PREFIX)
+    for module in (health, auth, patients, devices, ingest):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    return app

@@ -1,0 +1,146 @@
+"""SQLAlchemy 2.0 ORM models of the service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names so migrations and autogenerate agree on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids for the big tables; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """A therapist or an administrator."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class Patient(Base):
+    """A pseudonymous patient owned by one therapist."""
+
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("therapist_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class Device(Base):
+    """A wearable + collector pair writing data for one patient; its token is stored hashed."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    profile: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    # Hex SHA-256 of the bearer token; the token itself is never stored.
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SampleBlockRow(Base):
+    """One uploaded block of samples (never one row per sample)."""
+
+    __tablename__ = "sample_blocks"
+    __table_args__ = (
+        UniqueConstraint("device_id", "stream", "seq"),
+        Index("ix_sample_blocks_device_stream_t0", "device_id", "stream", "t0_ns"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    stream: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    t0_ns: Mapped[int] = mapped_column(BigInteger)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    fs_hz: Mapped[float] = mapped_column(Double)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    dtype: Mapped[str] = mapped_column(String(16))
+    # zlib of little-endian float32, row-major (n_samples, 3), in g.
+    data_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+    # Hex SHA-256 of the raw (uncompressed) data, for the idempotency comparison.
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class EpochRow(Base):
+    """One 5 s epoch of one device stream: an EpochTable row (columns = ROW_KEYS; NULL is NaN)."""
+
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("device_id", "stream", "start_ns"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    stream: Mapped[str] = mapped_column(String(32))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    n_samples: Mapped[int] = mapped_column(BigInteger)
+    covered_s: Mapped[float | None] = mapped_column(Double)
+    enmo_mg: Mapped[float | None] = mapped_column(Double)
+    mad_mg: Mapped[float | None] = mapped_column(Double)
+    sum_x_g: Mapped[float | None] = mapped_column(Double)
+    sum_y_g: Mapped[float | None] = mapped_column(Double)
+    sum_z_g: Mapped[float | None] = mapped_column(Double)
+    sumsq_x_g2: Mapped[float | None] = mapped_column(Double)
+    sumsq_y_g2: Mapped[float | None] = mapped_column(Double)
+    sumsq_z_g2: Mapped[float | None] = mapped_column(Double)
+    min_x_g: Mapped[float | None] = mapped_column(Double)
+    min_y_g: Mapped[float | None] = mapped_column(Double)
+    min_z_g: Mapped[float | None] = mapped_column(Double)
+    max_x_g: Mapped[float | None] = mapped_column(Double)
+    max_y_g: Mapped[float | None] = mapped_column(Double)
+    max_z_g: Mapped[float | None] = mapped_column(Double)
+
+
+class AuditEntry(Base):
+    """Who read which patient's data, when, and through which action."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    action: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,36 @@
+"""Devices of a patient; the device token is shown once, at creation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import CurrentTherapist, DbSession
+from api.models import Device
+from api.schemas import DeviceCreate, DeviceCreated, DeviceRead
+from api.services import devices, patients
+
+router = APIRouter(prefix="/patients/{patient_id}/devices", tags=["devices"])
+
+
+@router.post("", response_model=DeviceCreated, status_code=status.HTTP_201_CREATED)
+def create_device(
+    patient_id: int, body: DeviceCreate, db: DbSession, therapist: CurrentTherapist
+) -> DeviceCreated:
+    """Register a device for one of the caller's patients; the response holds its token."""
+    patient = patients.get(db, patient_id=patient_id, therapist=therapist)
+    device, token = devices.create(db, patient=patient, profile=body.profile, name=body.name)
+    db.commit()
+    return DeviceCreated(
+        id=device.id, patient_id=device.patient_id, profile=device.profile, name=device.name,
+        token=token,
+    )
+
+
+@router.get("", response_model=list[DeviceRead])
+def list_devices(patient_id: int, db: DbSession, therapist: CurrentTherapist) -> list[Device]:
+    """The devices of one of the caller's patients (without tokens)."""
+    patient = patients.get(db, patient_id=patient_id, therapist=therapist)
+    found = devices.list_(db, patient=patient)
+    patients.audit(db, user=therapist, patient_ids=[patient.id], action="list_devices")
+    db.commit()
+    return found

@@ -1,0 +1,125 @@
+"""The epochs table: incremental recomputation and conversion to/from EpochTable rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from analysis.pipeline import ROW_KEYS, epoch_table
+from analysis.samples import NS_PER_S, SampleBlock
+from api.models import EpochRow, SampleBlockRow
+
+# Epoch length used by the service (architecture.md: epochs aligned to multiples of 5 s in UTC).
+EPOCH_S = 5.0
+EPOCH_NS = int(EPOCH_S * NS_PER_S)
+INT_KEYS = ("start_ns", "n_samples")
+
+
+def _float_or_none(value: Any) -> float | None:
+    x = float(value)
+    return None if math.isnan(x) else x
+
+
+def row_to_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """EpochRow column values of one EpochTable row (NaN stored as NULL)."""
+    return {
+        key: int(row[key]) if key in INT_KEYS else _float_or_none(row[key]) for key in ROW_KEYS
+    }
+
+
+def columns_to_row(epoch: EpochRow) -> dict[str, Any]:
+    """The EpochTable row of a stored epoch (NULL read back as NaN)."""
+    row: dict[str, Any] = {}
+    for key in ROW_KEYS:
+        value = getattr(epoch, key)
+        row[key] = math.nan if value is None else value
+    return row
+
+
+def _touched_ranges(spans: Iterable[tuple[int, int, float, int]]) -> list[tuple[int, int]]:
+    """Merged epoch index ranges [first, last] touched by blocks (t0_ns, end_ns, fs_hz, n)."""
+    ranges = []
+    for t0_ns, _end_ns, fs_hz, n_samples in spans:
+        last_ns = t0_ns + round((n_samples - 1) * (NS_PER_S / fs_hz))
+        # One epoch of margin on each side: recomputing an untouched epoch is harmless
+        # (every block overlapping the span is loaded), missing a touched one is not.
+        ranges.append((t0_ns // EPOCH_NS - 1, last_ns // EPOCH_NS + 1))
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for first, last in ranges:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def load_blocks(db: Session, *, device_id: int, stream: str, start_ns: int, end_ns: int) -> list[
+    SampleBlock
+]:
+    """Stored blocks of a device stream with samples in [start_ns, end_ns), in time order."""
+    from api.services.ingest import load_accel
+
+    rows = db.scalars(
+        select(SampleBlockRow)
+        .where(SampleBlockRow.device_id == device_id, SampleBlockRow.stream == stream)
+        .where(SampleBlockRow.t0_ns < end_ns, SampleBlockRow.end_ns > start_ns)
+        .order_by(SampleBlockRow.t0_ns)
+    )
+    return [SampleBlock(t0_ns=r.t0_ns, fs_hz=r.fs_hz, accel_g=load_accel(r)) for r in rows]
+
+
+def refresh(
+    db: Session, *, device_id: int, stream: str, spans: Sequence[tuple[int, int, float, int]]
+) -> None:
+    """Recompute and upsert the epochs touched by new blocks given as (t0_ns, end_ns, fs_hz, n)."""
+    for first, last in _touched_ranges(spans):
+        start_ns, end_ns = first * EPOCH_NS, (last + 1) * EPOCH_NS
+        blocks = load_blocks(db, device_id=device_id, stream=stream, start_ns=start_ns, end_ns=end_ns)
+        fresh = {}
+        for row in epoch_table(blocks, epoch_s=EPOCH_S).to_rows():
+            cols = row_to_columns(row)
+            if start_ns <= cols["start_ns"] < end_ns and cols["n_samples"] > 0:
+                fresh[cols["start_ns"]] = cols
+        in_span = (
+            EpochRow.device_id == device_id,
+            EpochRow.stream == stream,
+            EpochRow.start_ns >= start_ns,
+            EpochRow.start_ns < end_ns,
+        )
+        existing = {e.start_ns: e for e in db.scalars(select(EpochRow).where(*in_span))}
+        stale = [s for s in existing if s not in fresh]
+        if stale:
+            db.execute(delete(EpochRow).where(*in_span, EpochRow.start_ns.in_(stale)))
+        for start, cols in fresh.items():
+            epoch = existing.get(start)
+            if epoch is None:
+                db.add(EpochRow(device_id=device_id, stream=stream, **cols))
+            else:
+                for key, value in cols.items():
+                    setattr(epoch, key, value)
+        db.flush()
+
+
+def stored_rows(db: Session, *, device_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """EpochTable rows of the given devices, one per epoch start, in time order.
+
+    Where several devices or streams cover one epoch, the row with the most samples is kept
+    (ties: lowest device id, then stream name), so a day is never counted twice.
+    """
+    if not device_ids:
+        return []
+    stmt = (
+        select(EpochRow)
+        .where(EpochRow.device_id.in_(device_ids))
+        .order_by(EpochRow.start_ns, EpochRow.n_samples.desc(), EpochRow.device_id, EpochRow.stream)
+    )
+    chosen: dict[int, dict[str, Any]] = {}
+    for epoch in db.scalars(stmt):
+        if epoch.start_ns not in chosen:
+            chosen[epoch.start_ns] = columns_to_row(epoch)
+    return list(chosen.values())
