@@ -20,6 +20,9 @@ Deviations from GGIR, on purpose:
   no minimum. We evaluate a window only if its samples cover at least
   `MIN_WINDOW_COVERAGE` (50 %) of its 60 min, i.e. ≥ 30 min of data, and it has at least
   2 samples. Windows not evaluated flag nothing; an epoch never flagged counts as wear.
+  Windows start at *every* 15-min block, including the three before the first data and
+  blocks inside gaps, so the start of a recording (or of the data after a gap) is treated
+  like its end (GGIR starts windows only at data blocks and truncates them at the end).
 * An epoch belongs to the 15-min block that contains its start (choose ``epoch_s``
   dividing 900 s, e.g. the default 5 s, so that no epoch straddles two blocks).
 """

@@ -58,10 +58,11 @@ def test_sd_criterion_is_exact_with_ddof_one(rng: np.random.Generator) -> None:
 
 def test_range_criterion(rng: np.random.Generator) -> None:
     accel = still(60 * PER_MIN, rng).astype(np.float64)
-    # One spike on two axes at minute 35: every evaluated window (those starting at
-    # minutes 0, 15, 30; the one at 45 holds < 30 min) has a range ≥ 50 mg on x and y,
-    # while its SD stays far below 13 mg. Only z is flagged -> score 1 -> wear.
-    accel[35 * PER_MIN, :2] += 0.06
+    # Spikes on two axes at minutes 10 and 50: every evaluated window (≥ 30 min of data:
+    # those starting at minutes −30 … 30) holds one, so x and y have a range ≥ 50 mg while
+    # their SD stays far below 13 mg. Only z is flagged -> score 1 -> wear.
+    accel[10 * PER_MIN, :2] += 0.06
+    accel[50 * PER_MIN, :2] += 0.06
     flags = detect_nonwear(epoch_table([SampleBlock(T0_NS, FS_HZ, accel)]))
     assert not flags.any()
 
