@@ -58,10 +58,11 @@ def test_epoch_counts_and_sums(rng: np.random.Generator) -> None:
     assert np.allclose(table.mad_mg, 1000 * np.abs(en - en.mean(axis=1, keepdims=True)).mean(axis=1), rtol=1e-12)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_epochs_from_overlapping_blocks_are_bit_identical(seed: int) -> None:
+@pytest.mark.parametrize("fs_hz", [50.0, 52.0, 12.5])
+@pytest.mark.parametrize("seed", range(4))
+def test_epochs_from_overlapping_blocks_are_bit_identical(seed: int, fs_hz: float) -> None:
     rng = np.random.default_rng(seed)
-    blocks = _recording(rng)
+    blocks = _recording(rng, fs_hz)
     full = epoch_table(blocks)
     for _ in range(10):
         # A range of epochs; recompute from only the blocks that overlap it.
@@ -192,3 +193,19 @@ def test_unknown_names_raise() -> None:
     with pytest.raises(ValueError, match="no_such_set"):
         summarise_days(table, tz="UTC", cutpoints="no_such_set")
     assert summarise_days(EpochTable.empty(5.0), tz="UTC") == []
+
+
+def test_day_starts_at_first_instant_when_midnight_does_not_exist(rng: np.random.Generator) -> None:
+    tz = "America/Santiago"  # 2023-09-03 00:00 -04 -> 01:00 -03: midnight is skipped
+    table = _days_table(rng, "2023-09-02T23:00:00", 3, tz)  # until 03:00 -03
+    days = summarise_days(table, tz=tz)
+    assert [(d["date"], d["recorded_min"]) for d in days] == [("2023-09-02", 60.0), ("2023-09-03", 120.0)]
+
+
+def test_single_sample() -> None:
+    table = epoch_table([SampleBlock(T0_NS + 1, 50.0, np.float32([[0, 0, 1.5]]))])
+    assert len(table) == 1 and table.n_samples.tolist() == [1]
+    assert table.enmo_mg.tolist() == [500.0] and table.mad_mg.tolist() == [0.0]
+    assert table.covered_s.tolist() == [0.02]
+    (day,) = summarise_days(table, tz="UTC")
+    assert day["samples"] == 1 and day["vigorous_min"] == 0.0 and day["moderate_min"] == 0.0
