@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,3 +73,7 @@ def get_current_device(
 
 CurrentTherapist = Annotated[User, Depends(get_current_user)]
 CurrentDevice = Annotated[Device, Depends(get_current_device)]
+
+# Integer primary keys are 32-bit on PostgreSQL; larger path ids are invalid, not a 500.
+INT32_MAX = 2**31 - 1
+PatientId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Patient id")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import CurrentTherapist, DbSession
+from api.deps import CurrentTherapist, DbSession, PatientId
 from api.models import Device
 from api.schemas import DeviceCreate, DeviceCreated, DeviceRead
 from api.services import devices, patients
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/patients/{patient_id}/devices", tags=["devices"])
 
 @router.post("", response_model=DeviceCreated, status_code=status.HTTP_201_CREATED)
 def create_device(
-    patient_id: int, body: DeviceCreate, db: DbSession, therapist: CurrentTherapist
+    patient_id: PatientId, body: DeviceCreate, db: DbSession, therapist: CurrentTherapist
 ) -> DeviceCreated:
     """Register a device for one of the caller's patients; the response holds its token."""
     patient = patients.get(db, patient_id=patient_id, therapist=therapist)
@@ -27,7 +27,7 @@ def create_device(
 
 
 @router.get("", response_model=list[DeviceRead])
-def list_devices(patient_id: int, db: DbSession, therapist: CurrentTherapist) -> list[Device]:
+def list_devices(patient_id: PatientId, db: DbSession, therapist: CurrentTherapist) -> list[Device]:
     """The devices of one of the caller's patients (without tokens)."""
     patient = patients.get(db, patient_id=patient_id, therapist=therapist)
     found = devices.list_(db, patient=patient)

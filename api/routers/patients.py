@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from api.deps import CurrentTherapist, DbSession
+from api.deps import CurrentTherapist, DbSession, PatientId
 from api.models import Patient
 from api.schemas import DayRead, PatientCreate, PatientRead
 from api.services import patients, summaries
@@ -32,7 +32,7 @@ def list_patients(db: DbSession, therapist: CurrentTherapist) -> list[Patient]:
 
 
 @router.get("/{patient_id}", response_model=PatientRead)
-def read_patient(patient_id: int, db: DbSession, therapist: CurrentTherapist) -> Patient:
+def read_patient(patient_id: PatientId, db: DbSession, therapist: CurrentTherapist) -> Patient:
     """One of the caller's patients (404 for anyone else's)."""
     patient = patients.get(db, patient_id=patient_id, therapist=therapist)
     patients.audit(db, user=therapist, patient_ids=[patient.id], action="read_patient")
@@ -41,7 +41,7 @@ def read_patient(patient_id: int, db: DbSession, therapist: CurrentTherapist) ->
 
 
 @router.get("/{patient_id}/days", response_model=list[DayRead])
-def read_days(patient_id: int, db: DbSession, therapist: CurrentTherapist) -> list[dict[str, Any]]:
+def read_days(patient_id: PatientId, db: DbSession, therapist: CurrentTherapist) -> list[dict[str, Any]]:
     """Day summaries in the patient's time zone, from the stored epochs."""
     patient = patients.get(db, patient_id=patient_id, therapist=therapist)
     result = summaries.days(db, patient=patient)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.models import AuditEntry, Device, EpochRow, Patient, SampleBlockRow, User
-from api.security import create_access_token
-from api.services import devices, patients, users
+from api.security import create_access_token, hash_password
+from api.services import devices, patients
 
 PASSWORD = "correct horse battery staple"
 T0_NS = 1_709_287_200_000_000_000  # 2024-03-01 10:00:00 UTC
@@ -27,8 +28,16 @@ class Therapist:
     headers: dict[str, str]
 
 
+@lru_cache(maxsize=1)
+def password_hash() -> str:
+    """Argon2id hash of PASSWORD, computed once (hashing costs ~0.2 s by design)."""
+    return hash_password(PASSWORD)
+
+
 def make_therapist(db: Session, app: FastAPI, email: str = "ot@example.org") -> Therapist:
-    user = users.create(db, email=email, password=PASSWORD)
+    """A therapist with password PASSWORD and a valid access token (as users.create stores it)."""
+    user = User(email=email.lower(), password_hash=password_hash(), role="therapist", is_active=True)
+    db.add(user)
     db.commit()
     token = create_access_token(user_id=user.id, secret_key=app.state.secret_key, ttl_s=600)
     return Therapist(user=user, headers={"Authorization": f"Bearer {token}"})
