@@ -35,8 +35,16 @@ SCAN_TIMEOUT_S = 15.0
 # bleak's default connect timeout is 30 s; 20 s is enough for BlueZ service discovery.
 CONNECT_TIMEOUT_S = 20.0
 
-_UNAVAILABLE_HINTS = ("no bluetooth adapter", "not available", "bluez", "dbus", "org.bluez",
-                      "no such file", "adapter", "powered off")
+_UNAVAILABLE_HINTS = (
+    "no bluetooth adapter",
+    "not available",
+    "bluez",
+    "dbus",
+    "org.bluez",
+    "no such file",
+    "adapter",
+    "powered off",
+)
 
 
 def _translate(exc: BaseException, doing: str) -> CollectorError:
@@ -74,13 +82,11 @@ async def find_device(
             return False
         return profile.matches(adv)
 
+    if scanner_backend is not None:
+        backend_kwargs["backend"] = scanner_backend
     try:
         device = await BleakScanner.find_device_by_filter(
-            wanted,
-            timeout=timeout_s,
-            service_uuids=list(profile.service_uuids),
-            backend=scanner_backend,
-            **backend_kwargs,
+            wanted, timeout=timeout_s, service_uuids=list(profile.service_uuids), **backend_kwargs
         )
     except (BleakError, OSError) as exc:
         raise _translate(exc, "scanning") from exc
@@ -131,7 +137,12 @@ async def run_session(
     try:
         async with client:
             session = Session(
-                client, profile, requested, sink=sink, clock=clock, capture=capture,
+                client,
+                profile,
+                requested,
+                sink=sink,
+                clock=clock,
+                capture=capture,
                 max_samples=max_samples,
             )
             holder.append(session)
@@ -168,6 +179,13 @@ async def collect(
     )
     log.info("connecting to %s (%s)", device.name, device.address)
     return await run_session(
-        device, profile, requested, sink, clock=clock, capture=capture, backend=backend,
-        on_session=on_session, **backend_kwargs,
+        device,
+        profile,
+        requested,
+        sink,
+        clock=clock,
+        capture=capture,
+        backend=backend,
+        on_session=on_session,
+        **backend_kwargs,
     )

@@ -1,7 +1,8 @@
 """Capture files (contract): `*.capture.jsonl[.gz]`, a header line then one event per line.
 
 Header: `{"format": "otmon-capture", "version": 1, "profile", "settings", "device", "started_at"}`.
-Event: `{"t_ns": host UTC ns, "kind": "notify"|"write"|"connect"|"disconnect", "char": UUID, "hex"}`.
+Event: `{"t_ns": host UTC ns, "kind": "notify"|"write"|"connect"|"disconnect", "char": UUID,
+"hex": payload}`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import gzip
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
@@ -69,7 +70,7 @@ def make_header(
 ) -> dict[str, Any]:
     """Build a capture header; `started_at` defaults to now (UTC)."""
     if started_at is None:
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
     if isinstance(started_at, datetime):
         started_at = started_at.isoformat()
     return {
@@ -82,16 +83,18 @@ def make_header(
     }
 
 
-def _open_text(path: Path, mode: Literal["r", "w"]) -> IO[str]:
+def _open_read(path: Path) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")  # noqa: SIM115
+
+
+def _open_write(path: Path) -> IO[str] | _ClosingTextIO:
     if path.name.endswith(".gz"):
         # mtime=0 keeps gzip output byte-identical for identical content (reproducible fixtures).
-        if mode == "w":
-            raw = open(path, "wb")  # noqa: SIM115 - closed with the wrapper
-            gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-            wrapper = _ClosingTextIO(gz, raw)
-            return wrapper
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, mode, encoding="utf-8")  # noqa: SIM115
+        raw = open(path, "wb")  # noqa: SIM115 - closed with the wrapper
+        return _ClosingTextIO(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0), raw)
+    return open(path, "w", encoding="utf-8")  # noqa: SIM115
 
 
 class _ClosingTextIO:
@@ -121,7 +124,7 @@ class CaptureWriter:
 
     def __init__(self, path: str | Path, header: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
-        self._file: Any = _open_text(self.path, "w")
+        self._file: IO[str] | _ClosingTextIO | None = _open_write(self.path)
         self._pending: list[CaptureEvent] = []
         self.header: dict[str, Any] | None = None
         self.n_events = 0
@@ -153,6 +156,8 @@ class CaptureWriter:
             self._line(event.to_json())
 
     def _line(self, obj: Mapping[str, Any]) -> None:
+        if self._file is None:
+            raise ValueError(f"{self.path}: capture already closed")
         self._file.write(json.dumps(obj, separators=(",", ":")) + "\n")
         self._file.flush()
 
@@ -196,9 +201,8 @@ def _parse_event(obj: Any) -> CaptureEvent:
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text) of a capture file, gz or plain."""
     try:
-        with _open_text(path, "r") as f:
-            for no, line in enumerate(f, start=1):
-                yield no, line
+        with _open_read(path) as f:
+            yield from enumerate(f, start=1)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise

@@ -112,7 +112,9 @@ def _script_from(address_or_ble_device: BLEDevice | str, kwargs: dict[str, Any])
     if script is None and isinstance(address_or_ble_device, BLEDevice):
         script = address_or_ble_device.details
     if not isinstance(script, ReplayScript):
-        raise BleakError("ReplayClient needs script=ReplayScript(...) or a device from ReplayScanner")
+        raise BleakError(
+            "ReplayClient needs script=ReplayScript(...) or a device from ReplayScanner"
+        )
     return script
 
 
@@ -280,8 +282,13 @@ class ReplayScanner(BaseBleakScanner):
     async def _advertise(self) -> None:
         uuids = [normalize_uuid_str(u) for u in self.script.profile.service_uuids]
         adv = AdvertisementData(
-            local_name=self.script.name, manufacturer_data={}, service_data={},
-            service_uuids=uuids, tx_power=None, rssi=-60, platform_data=(),
+            local_name=self.script.name,
+            manufacturer_data={},
+            service_data={},
+            service_uuids=uuids,
+            tx_power=None,
+            rssi=-60,
+            platform_data=(),
         )
         while True:
             if self.is_allowed_uuid(uuids):

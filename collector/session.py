@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,10 @@ def decode_capture(path: str | Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) 
             blocks += stream.feed(event.data, event.t_ns)
     blocks += stream.assembler.flush()
     return DecodedCapture(
-        capture.header, blocks, stream.n_notifications, stream.n_decode_errors,
+        capture.header,
+        blocks,
+        stream.n_notifications,
+        stream.n_decode_errors,
         list(stream.assembler.gaps),
     )
 
@@ -207,7 +210,7 @@ class Session:
         result = SessionResult(settings=settings)
         if self.capture is not None and self.capture.header is None:
             device = {"address": self.client.address, "name": _client_name(self.client)}
-            started = datetime.fromtimestamp(t_connect / 1e9, timezone.utc)
+            started = datetime.fromtimestamp(t_connect / 1e9, UTC)
             self.capture.write_header(make_header(self.profile.name, settings, device, started))
         self._stream = _StreamDecoder(self.profile.decoder(settings), self.max_samples)
         self.started.set()

@@ -6,7 +6,6 @@ Wire format: ../shared/docs/ble-protocols.md §1 (from polarofficial/polar-ble-s
 from __future__ import annotations
 
 import logging
-import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,10 +14,20 @@ from typing import Any
 
 import numpy as np
 from bleak.backends.scanner import AdvertisementData
-from numpy.typing import NDArray
 
 from analysis.samples import SampleBlock
 from collector.devices.base import ControlLink
+from collector.devices.polar_pmd_frames import (
+    HEADER_BYTES,
+    MEASUREMENT_ACC,
+    NS_PER_S,
+    AccFrame,
+    encode_delta_content,
+    encode_raw_frame,
+    parse_delta_content,
+    parse_frame,
+    sample_timestamps_ns,
+)
 from collector.errors import DecodeError, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,6 @@ SERVICE_UUID = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
 CP_UUID = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
 DATA_UUID = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
 
-MEASUREMENT_ACC = 2  # PmdMeasurementType.ACC
 OP_GET_SETTINGS = 0x01
 OP_START = 0x02
 OP_STOP = 0x03
@@ -38,8 +46,6 @@ STOP_ACC = bytes([OP_STOP, MEASUREMENT_ACC])
 
 # Device time counts ns since 2000-01-01T00:00:00; this is that instant in Unix ns.
 EPOCH_2000_UNIX_NS = 946_684_800_000_000_000
-HEADER_BYTES = 10  # type (1) + timestamp (8) + frame type (1)
-NS_PER_S = 1_000_000_000
 # A per-sample interval further than this from the nominal one means frames were lost or
 # the device clock was set; crystal drift is far below 1 %, so 10 % cannot be mistaken.
 MAX_INTERVAL_DEVIATION = 0.10
@@ -138,9 +144,7 @@ def serialize_settings(selected: Mapping[str, int]) -> bytes:
     return bytes(out)
 
 
-def start_command(
-    sample_rate_hz: int, resolution_bits: int, range_g: int, channels: int
-) -> bytes:
+def start_command(sample_rate_hz: int, resolution_bits: int, range_g: int, channels: int) -> bytes:
     """CP bytes that start online ACC streaming with the given settings."""
     selected = {
         "SAMPLE_RATE": sample_rate_hz,
@@ -225,141 +229,6 @@ def _check(resp: CpResponse, what: str) -> None:
         raise ProtocolError(f"Polar PMD {what} failed: {name}")
 
 
-@dataclass(frozen=True, slots=True)
-class AccFrame:
-    """One parsed PMD ACC data frame: device timestamp of the last sample and mG samples."""
-
-    measurement_type: int
-    frame_type: int  # byte 9, including the compressed flag (0x01, 0x80, 0x81, ...)
-    timestamp_ns: int  # device ns since 2000-01-01 of the last sample
-    samples_mg: NDArray[np.int64]  # shape (n, 3)
-
-
-def parse_delta_content(content: bytes, resolution_bits: int, channels: int) -> NDArray[np.int64]:
-    """Decode delta-compressed frame content into raw counts, shape (n, channels).
-
-    Raises:
-        DecodeError: truncated content or an impossible bit width.
-    """
-    ref_size = math.ceil(resolution_bits / 8)
-    if resolution_bits < 1 or channels < 1:
-        raise DecodeError(f"bad resolution {resolution_bits} / channels {channels}")
-    if len(content) < channels * ref_size:
-        raise DecodeError(f"delta frame of {len(content)} bytes has no reference sample")
-    ref = [
-        int.from_bytes(content[c * ref_size : (c + 1) * ref_size], "little", signed=True)
-        for c in range(channels)
-    ]
-    rows: list[NDArray[np.int64]] = [np.asarray([ref], dtype=np.int64)]
-    i = channels * ref_size
-    while i < len(content):
-        if i + 2 > len(content):
-            raise DecodeError(f"delta block header truncated at byte {i}")
-        width, count = content[i], content[i + 1]
-        if width > 32:
-            raise DecodeError(f"delta bit width {width} > 32 at byte {i}")
-        n_bits = width * count * channels
-        n_bytes = math.ceil(n_bits / 8)
-        i += 2
-        if i + n_bytes > len(content):
-            raise DecodeError(f"delta block of {count} samples x {width} bits truncated")
-        if width == 0:
-            deltas = np.zeros((count, channels), dtype=np.int64)
-        else:
-            bits = np.unpackbits(np.frombuffer(content, np.uint8, n_bytes, i), bitorder="little")
-            bits = bits[:n_bits].reshape(count * channels, width).astype(np.int64)
-            values = bits @ (np.int64(1) << np.arange(width, dtype=np.int64))
-            values = np.where(bits[:, -1] == 1, values - (np.int64(1) << width), values)
-            deltas = values.reshape(count, channels)
-        rows.append(deltas)
-        i += n_bytes
-    return np.cumsum(np.concatenate(rows), axis=0)
-
-
-def encode_delta_content(counts: NDArray[np.integer[Any]], resolution_bits: int = 16) -> bytes:
-    """Inverse of `parse_delta_content` with one delta block (for tests and emulators)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    n, channels = counts.shape
-    ref_size = math.ceil(resolution_bits / 8)
-    out = bytearray(b"".join(int(v).to_bytes(ref_size, "little", signed=True) for v in counts[0]))
-    if n > 1:
-        deltas = np.diff(counts, axis=0).ravel()
-        width = max(1, int(max(int(abs(d)) for d in deltas)).bit_length() + 1)
-        bits = ((deltas[:, None] >> np.arange(width)) & 1).astype(np.uint8).ravel()
-        out += bytes([width, n - 1]) + np.packbits(bits, bitorder="little").tobytes()
-    return bytes(out)
-
-
-def parse_frame(
-    payload: bytes, *, factor: float = 1.0, resolution_bits: int = 16, channels: int = 3
-) -> AccFrame:
-    """Parse one PMD data notification carrying ACC samples into mG.
-
-    Raises:
-        DecodeError: wrong measurement type, truncated frame, unsupported frame type, or a
-        factor other than 1.0 on a raw frame.
-    """
-    if len(payload) < HEADER_BYTES:
-        raise DecodeError(f"PMD frame of {len(payload)} bytes is shorter than its header")
-    mtype = payload[0] & 0x3F
-    if mtype != MEASUREMENT_ACC:
-        raise DecodeError(f"PMD frame of measurement type {mtype}, expected ACC (2)")
-    timestamp = int.from_bytes(payload[1:9], "little")
-    frame_type = payload[9]
-    content = payload[HEADER_BYTES:]
-    if frame_type == 0x01:
-        if factor != 1.0:
-            raise DecodeError(f"raw ACC frame with factor {factor!r} != 1.0 (SDK uses mG as is)")
-        if len(content) % 6:
-            hint = " (20 bytes: cut by an ATT MTU of 23?)" if len(payload) == 20 else ""
-            raise DecodeError(
-                f"raw ACC frame content of {len(content)} bytes is not a multiple of 6{hint}"
-            )
-        mg = np.frombuffer(content, dtype="<i2").reshape(-1, 3).astype(np.int64)
-    elif frame_type in (0x80, 0x81):
-        counts = parse_delta_content(content, resolution_bits, channels)
-        if counts.shape[1] != 3:
-            raise DecodeError(f"ACC frame with {counts.shape[1]} channels, expected 3")
-        f32 = np.float32(factor)
-        if frame_type == 0x80:
-            mg = np.trunc(counts.astype(np.float32) * f32 * np.float32(1000)).astype(np.int64)
-        elif factor != 1.0:
-            mg = np.trunc(counts.astype(np.float32) * f32).astype(np.int64)
-        else:
-            mg = counts
-    else:
-        raise DecodeError(f"PMD ACC frame type 0x{frame_type:02x} not supported yet")
-    if mg.shape[0] == 0:
-        raise DecodeError("PMD frame has no samples")
-    return AccFrame(mtype, frame_type, timestamp, mg)
-
-
-def encode_raw_frame(device_ts_ns: int, samples_mg: NDArray[np.integer[Any]] | Sequence[Any]) -> bytes:
-    """Encode a raw (type 0x01, int16 mG) ACC frame; `device_ts_ns` is the last sample's time."""
-    mg = np.asarray(samples_mg)
-    if mg.ndim != 2 or mg.shape[1] != 3:
-        raise ValueError(f"samples_mg must have shape (n, 3), got {mg.shape}")
-    if mg.size and (mg.min() < -32768 or mg.max() > 32767):
-        raise ValueError("samples_mg out of int16 range")
-    if not 0 <= device_ts_ns < 2**64:
-        raise ValueError(f"device_ts_ns out of uint64 range: {device_ts_ns}")
-    header = bytes([MEASUREMENT_ACC]) + device_ts_ns.to_bytes(8, "little") + b"\x01"
-    return header + mg.astype("<i2").tobytes()
-
-
-def sample_timestamps_ns(
-    timestamp_ns: int, previous_ns: int, n: int, sample_rate_hz: float
-) -> list[int]:
-    """Device time of each sample per the SDK rule (PmdTimeStampUtils; round half to even)."""
-    if previous_ns:
-        delta = (timestamp_ns - previous_ns) / n
-        times = [round(previous_ns + delta * (i + 1)) for i in range(n - 1)]
-    else:
-        delta = NS_PER_S / sample_rate_hz
-        times = [round(timestamp_ns - delta * (n - 1) + delta * i) for i in range(n - 1)]
-    return [*times, timestamp_ns]
-
-
 class PolarAccDecoder:
     """Decoder of one PMD ACC stream; keeps the previous frame timestamp and the UTC anchor."""
 
@@ -418,10 +287,10 @@ class PolarAccDecoder:
 class PolarPmdProfile:
     """Polar H10 / OH1 / Verity Sense accelerometer over the PMD service."""
 
-    name = "polar_pmd"
-    service_uuids = (SERVICE_UUID,)
-    control_uuids = (CP_UUID,)
-    data_uuid = DATA_UUID
+    name: str = "polar_pmd"
+    service_uuids: tuple[str, ...] = (SERVICE_UUID,)
+    control_uuids: tuple[str, ...] = (CP_UUID,)
+    data_uuid: str = DATA_UUID
 
     def matches(self, advertisement: AdvertisementData) -> bool:
         """Return True for advertisements with the PMD service or a Polar H10/OH1/Sense name."""
@@ -452,7 +321,10 @@ class PolarPmdProfile:
             "channels": choose_nearest(available.get("CHANNELS"), int(settings.get("channels", 3))),
         }
         command = start_command(
-            chosen["sample_rate_hz"], chosen["resolution_bits"], chosen["range_g"], chosen["channels"]
+            chosen["sample_rate_hz"],
+            chosen["resolution_bits"],
+            chosen["range_g"],
+            chosen["channels"],
         )
         await client.write(CP_UUID, command)
         resp = await _await_response(client, OP_START)
@@ -486,3 +358,33 @@ class PolarPmdProfile:
 
 
 PROFILE = PolarPmdProfile()
+
+
+__all__ = [
+    "CP_UUID",
+    "DATA_UUID",
+    "EPOCH_2000_UNIX_NS",
+    "GET_ACC_SETTINGS",
+    "HEADER_BYTES",
+    "MEASUREMENT_ACC",
+    "PROFILE",
+    "SERVICE_UUID",
+    "STOP_ACC",
+    "AccFrame",
+    "CpResponse",
+    "CpStatus",
+    "PolarAccDecoder",
+    "PolarPmdProfile",
+    "SettingType",
+    "choose_nearest",
+    "encode_delta_content",
+    "encode_raw_frame",
+    "is_measurement_stopped",
+    "parse_cp_response",
+    "parse_delta_content",
+    "parse_frame",
+    "parse_settings",
+    "sample_timestamps_ns",
+    "serialize_settings",
+    "start_command",
+]

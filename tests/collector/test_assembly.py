@@ -20,7 +20,9 @@ def frames(n_frames: int, per: int = 36, *, start: int = T0, seed: int = 0) -> l
     ]
 
 
-def run(blocks: list[SampleBlock], max_samples: int = 3000) -> tuple[list[SampleBlock], BlockAssembler]:
+def run(
+    blocks: list[SampleBlock], max_samples: int = 3000
+) -> tuple[list[SampleBlock], BlockAssembler]:
     asm = BlockAssembler(max_samples)
     out: list[SampleBlock] = []
     for b in blocks:
@@ -102,7 +104,9 @@ def test_batching_does_not_change_blocks(seed: int) -> None:
     assert asm.gaps == ref_asm.gaps and len(asm.gaps) == 1
     # Splitting frames into single samples gives the same blocks too.
     singles = [
-        SampleBlock(b.t0_ns + j * PERIOD, 50.0, b.accel_g[j : j + 1]) for b in src for j in range(36)
+        SampleBlock(b.t0_ns + j * PERIOD, 50.0, b.accel_g[j : j + 1])
+        for b in src
+        for j in range(36)
     ]
     assert run(singles, max_samples=1000)[0] == reference
 

@@ -17,7 +17,9 @@ CHAR = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
 @pytest.mark.parametrize("name", ["x.capture.jsonl", "x.capture.jsonl.gz"])
 def test_capture_round_trip(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
-    header = make_header("polar_pmd", {"sample_rate_hz": 50}, {"address": "AA"}, "2024-01-01T00:00:00+00:00")
+    header = make_header(
+        "polar_pmd", {"sample_rate_hz": 50}, {"address": "AA"}, "2024-01-01T00:00:00+00:00"
+    )
     with CaptureWriter(path) as cap:
         cap.write_event(1, "connect", CHAR)  # before the header: buffered
         cap.write_header(header)
@@ -27,8 +29,10 @@ def test_capture_round_trip(tmp_path: Path, name: str) -> None:
     got = read_capture(path)
     assert got.header == header
     assert [(e.t_ns, e.kind, e.char, e.data) for e in got.events] == [
-        (1, "connect", CHAR, b""), (2, "write", CHAR, b"\x01\x02"),
-        (3, "notify", CHAR, bytes(range(10))), (4, "disconnect", CHAR, b""),
+        (1, "connect", CHAR, b""),
+        (2, "write", CHAR, b"\x01\x02"),
+        (3, "notify", CHAR, bytes(range(10))),
+        (4, "disconnect", CHAR, b""),
     ]
 
 
@@ -52,9 +56,21 @@ GOOD_EVENT = json.dumps({"t_ns": 1, "kind": "notify", "char": CHAR, "hex": "00"}
     ("lines", "line_no", "reason"),
     [
         ([GOOD_HEADER, GOOD_EVENT, "{not json"], 3, "not JSON"),
-        ([GOOD_HEADER, json.dumps({"t_ns": -1, "kind": "notify", "char": CHAR, "hex": ""})], 2, "t_ns"),
-        ([GOOD_HEADER, json.dumps({"t_ns": 1, "kind": "read", "char": CHAR, "hex": ""})], 2, "kind"),
-        ([GOOD_HEADER, json.dumps({"t_ns": 1, "kind": "notify", "char": CHAR, "hex": "zz"})], 2, "hex"),
+        (
+            [GOOD_HEADER, json.dumps({"t_ns": -1, "kind": "notify", "char": CHAR, "hex": ""})],
+            2,
+            "t_ns",
+        ),
+        (
+            [GOOD_HEADER, json.dumps({"t_ns": 1, "kind": "read", "char": CHAR, "hex": ""})],
+            2,
+            "kind",
+        ),
+        (
+            [GOOD_HEADER, json.dumps({"t_ns": 1, "kind": "notify", "char": CHAR, "hex": "zz"})],
+            2,
+            "hex",
+        ),
         ([GOOD_HEADER, GOOD_EVENT, json.dumps([1, 2])], 3, "object"),
         ([GOOD_EVENT], 1, "header"),
         ([json.dumps({"format": "otmon-capture", "version": 2})], 1, "version"),

@@ -159,23 +159,37 @@ class _ScriptedLink:
 
 
 async def test_profile_start_negotiates_joins_more_and_reads_factor() -> None:
-    settings_resp = bytes.fromhex("f0010200" "01" "0004190032006400c800") + bytes.fromhex("")
-    continuation = bytes.fromhex("f0010200" "00" "01011000" "0203020004000800" "040103")
-    link = _ScriptedLink({
-        b"\x01\x02": [bytes.fromhex("0103"), settings_resp, continuation],  # 0103: device-initiated
-        b"\x02\x02": [bytes.fromhex("f00202000005010000003f")],  # factor 0.5
-    })
+    settings_resp = bytes.fromhex("f0010200010004190032006400c800") + bytes.fromhex("")
+    continuation = bytes.fromhex("f001020000010110000203020004000800040103")
+    link = _ScriptedLink(
+        {
+            b"\x01\x02": [
+                bytes.fromhex("0103"),
+                settings_resp,
+                continuation,
+            ],  # 0103: device-initiated
+            b"\x02\x02": [bytes.fromhex("f00202000005010000003f")],  # factor 0.5
+        }
+    )
     got = await pmd.PROFILE.start(link, {"sample_rate_hz": 52, "range_g": 16})
-    assert got == {"measurement_type": 2, "sample_rate_hz": 50, "resolution_bits": 16,
-                   "range_g": 8, "channels": 3, "factor": 0.5}
+    assert got == {
+        "measurement_type": 2,
+        "sample_rate_hz": 50,
+        "resolution_bits": 16,
+        "range_g": 8,
+        "channels": 3,
+        "factor": 0.5,
+    }
     assert link.writes == [pmd.GET_ACC_SETTINGS, pmd.start_command(50, 16, 8, 3)]
 
 
 async def test_profile_start_error_status_raises_protocol_error() -> None:
-    link = _ScriptedLink({
-        b"\x01\x02": [bytes.fromhex("f0010200000001320001011000")],
-        b"\x02\x02": [bytes.fromhex("f002020d00")],
-    })
+    link = _ScriptedLink(
+        {
+            b"\x01\x02": [bytes.fromhex("f0010200000001320001011000")],
+            b"\x02\x02": [bytes.fromhex("f002020d00")],
+        }
+    )
     with pytest.raises(ProtocolError, match="DEVICE_IN_CHARGER"):
         await pmd.PROFILE.start(link, {"sample_rate_hz": 50})
 
@@ -205,13 +219,17 @@ def test_decoder_timestamp_rules_across_frames() -> None:
     period = 20_000_000
     t_last = 10**15
     first = dec.decode(pmd.encode_raw_frame(t_last, np.ones((36, 3))), RECEIVED_NS)[0]
-    second = dec.decode(pmd.encode_raw_frame(t_last + 36 * period, np.ones((36, 3))), RECEIVED_NS + 10**9)[0]
+    second = dec.decode(
+        pmd.encode_raw_frame(t_last + 36 * period, np.ones((36, 3))), RECEIVED_NS + 10**9
+    )[0]
     assert first.fs_hz == second.fs_hz == 50.0
     assert second.t0_ns == first.end_ns  # contiguous; offset fixed by the first frame
     with pytest.raises(DecodeError, match="not after"):
         dec.decode(pmd.encode_raw_frame(t_last, np.ones((36, 3))), RECEIVED_NS)
     # A lost frame leaves a gap instead of stretching the rate.
-    third = dec.decode(pmd.encode_raw_frame(t_last + 3 * 36 * period, np.ones((36, 3))), RECEIVED_NS)[0]
+    third = dec.decode(
+        pmd.encode_raw_frame(t_last + 3 * 36 * period, np.ones((36, 3))), RECEIVED_NS
+    )[0]
     assert third.fs_hz == 50.0 and third.t0_ns == second.end_ns + 36 * period
     assert dec.n_timestamp_resets == 1
 
@@ -264,9 +282,13 @@ def test_raw_frame_round_trip(samples: list[tuple[int, int, int]], ts: int) -> N
 def test_delta_round_trip(data: st.DataObject, width: int, channels: int, n: int) -> None:
     lo, hi = -(2 ** (width - 1)), 2 ** (width - 1) - 1
     ref = data.draw(st.lists(st.integers(-1000, 1000), min_size=channels, max_size=channels))
-    deltas = data.draw(st.lists(
-        st.lists(st.integers(lo, hi), min_size=channels, max_size=channels),
-        min_size=n - 1, max_size=n - 1))
+    deltas = data.draw(
+        st.lists(
+            st.lists(st.integers(lo, hi), min_size=channels, max_size=channels),
+            min_size=n - 1,
+            max_size=n - 1,
+        )
+    )
     counts = np.cumsum(np.asarray([ref, *deltas], dtype=np.int64).reshape(n, channels), axis=0)
     content = pmd.encode_delta_content(counts, 16)
     assert pmd.parse_delta_content(content, 16, channels).tolist() == counts.tolist()

@@ -97,7 +97,9 @@ def _small(fixture: Path, n_frames: int) -> tuple[dict, list[CaptureEvent], list
     raise AssertionError("fixture too short")
 
 
-async def test_corrupted_frame_is_counted_and_skipped(fixture_capture: Path, tmp_path: Path) -> None:
+async def test_corrupted_frame_is_counted_and_skipped(
+    fixture_capture: Path, tmp_path: Path
+) -> None:
     header, head, tail = _small(fixture_capture, 200)
     data_idx = [i for i, e in enumerate(head) if e.char == pmd.DATA_UUID]
     bad = head[data_idx[100]]
@@ -192,6 +194,13 @@ async def test_no_bluetooth_gives_one_line_error(fixture_capture: Path) -> None:
 
 def test_fixture_header_is_contract(fixture_capture: Path) -> None:
     capture = read_capture(fixture_capture)
-    assert set(capture.header) == {"format", "version", "profile", "settings", "device", "started_at"}
+    assert set(capture.header) == {
+        "format",
+        "version",
+        "profile",
+        "settings",
+        "device",
+        "started_at",
+    }
     assert json.dumps(capture.header)  # plain JSON
     assert capture.settings["sample_rate_hz"] == 50

@@ -55,7 +55,11 @@ def test_to_ingest_block_is_little_endian_float32_row_major() -> None:
     block = SampleBlock(123, 50.0, np.arange(6, dtype=np.float32).reshape(2, 3))
     got = to_ingest_block(block, 7)
     assert got == {
-        "stream": "acc", "seq": 7, "t0_ns": 123, "fs_hz": 50.0, "n_samples": 2,
+        "stream": "acc",
+        "seq": 7,
+        "t0_ns": 123,
+        "fs_hz": 50.0,
+        "n_samples": 2,
         "dtype": "float32",
         "data": base64.b64encode(np.arange(6, dtype="<f4").tobytes()).decode(),
     }
@@ -119,5 +123,6 @@ async def test_replay_into_uploader_end_to_end(fixture_capture: Path) -> None:
     assert sum(b["n_samples"] for b in received) == result.n_samples == offline.n_samples
     assert [b["t0_ns"] for b in received] == [b.t0_ns for b in offline.blocks]
     assert all(
-        np.array_equal(r["accel_g"], b.accel_g) for r, b in zip(received, offline.blocks, strict=True)
+        np.array_equal(r["accel_g"], b.accel_g)
+        for r, b in zip(received, offline.blocks, strict=True)
     )
