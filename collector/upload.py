@@ -103,13 +103,14 @@ class Uploader:
                 log.info("upload attempt %d failed: %s", attempt + 1, last)
                 continue
             if response.status_code >= 400:
+                status = response.status_code
                 raise UploadError(
-                    f"server rejected upload (HTTP {response.status_code}): {_reason(response)}",
+                    f"{self.url} rejected the upload (HTTP {status}): {_reason(response)}",
                     status_code=response.status_code,
                 )
             result: dict[str, Any] = response.json()
             return result
-        raise UploadError(f"upload failed after {self.max_attempts} attempts: {last}")
+        raise UploadError(f"upload to {self.url} failed after {self.max_attempts} attempts: {last}")
 
     async def submit(self, block: SampleBlock) -> None:
         """Queue one block (a session sink); posts when a batch is full."""
@@ -119,6 +120,7 @@ class Uploader:
             await self.flush()
 
     __call__ = submit
+    send = submit  # the name otmon/cli.py uses for the session sink
 
     async def flush(self) -> None:
         """Post everything queued."""

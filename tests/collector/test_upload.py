@@ -118,7 +118,7 @@ async def test_replay_into_uploader_end_to_end(fixture_capture: Path) -> None:
     received: list[dict[str, Any]] = []
     transport = httpx.ASGITransport(app=make_app(received, []))
     async with Uploader("http://otmon.test", TOKEN, transport=transport) as up:
-        result = await replay_capture(fixture_capture, up.submit)
+        result = await replay_capture(fixture_capture, up.send)
     offline = decode_capture(fixture_capture)
     assert sum(b["n_samples"] for b in received) == result.n_samples == offline.n_samples
     assert [b["t0_ns"] for b in received] == [b.t0_ns for b in offline.blocks]
