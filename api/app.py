@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from api.db import make_engine, session_factory
 from api.errors import ApiError, Unauthenticated
@@ -22,6 +23,15 @@ def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A unique constraint hit by a concurrent request (the services check first): the client
+    # may retry. Any other error still propagates as a 500 and is logged.
+    log.info("integrity error mapped to 409: %s", exc)
+    return JSONResponse(
+        {"detail": "the request conflicts with data written concurrently; retry"}, status_code=409
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
 
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (health, auth, patients, devices, ingest):

@@ -167,6 +167,10 @@ def store(
         Invalid: undecodable data, or time going backwards.
         Conflict: a stored key with different content, or a time overlap with a stored block.
     """
+    # Serialise ingests of one device (row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE
+    # already serialises writers), so two requests never recompute the same epoch from
+    # different snapshots and a racing duplicate sees the first copy.
+    db.execute(select(Device.id).where(Device.id == device.id).with_for_update())
     for i, b in enumerate(request.blocks):
         if b.n_samples > max_block_samples:
             raise TooLarge(

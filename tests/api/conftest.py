@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 import asyncio
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -40,12 +41,11 @@ def _pg_admin_dsn(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a fresh, migrated database for the whole session."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "otmon.sqlite3"
-        url = f"sqlite:///{path}"
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new, migrated, empty database on ``backend``; PostgreSQL ones are dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'otmon.sqlite3'}"
         upgrade(url)
         yield url
         return
@@ -61,6 +61,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a fresh, migrated database for the whole session."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
