@@ -259,3 +259,18 @@ def test_device_writes_only_its_own_patient(
     assert r.status_code == 200
     owners = db.execute(select(SampleBlockRow.device_id, SampleBlockRow.seq)).all()
     assert sorted(owners) == sorted([(setup["device"].id, 0), (setup["device"].id, 1), (other_device.id, 0)])
+
+
+def test_duplicates_within_one_request(client: ApiClient, db: Session, setup: dict[str, Any]) -> None:
+    block = _next_block(setup)
+    different = dict(block, data=_next_block(setup)["data"])
+    _rejected(client, db, setup, 409, json={"blocks": [block, different]})
+    r = client.post(URL, headers=setup["headers"], json={"blocks": [block, block]})
+    assert r.status_code == 200 and r.json()["samples"] == 2 * N
+    assert [b[3] for b in snapshot(db)["blocks"]] == [0, 1, 2]
+
+
+def test_another_stream_is_independent(client: ApiClient, db: Session, setup: dict[str, Any]) -> None:
+    block = dict(setup["blocks"][0], stream="acc_wrist")  # same seq and time, other stream
+    assert client.post(URL, headers=setup["headers"], json={"blocks": [block]}).status_code == 200
+    assert len(snapshot(db)["blocks"]) == 3
