@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import make_engine, session_factory
 from api.errors import ApiError, Unauthenticated
-from api.routers import auth, devices, health, ingest, patients
+from api.routers import auth, dashboard, devices, health, ingest, patients
 from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -59,4 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, patients, devices, ingest):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(dashboard.router)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.path.startswith(API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
     return app

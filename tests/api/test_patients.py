@@ -140,3 +140,11 @@ def test_unknown_route_and_bad_path_param_are_not_500(client: ApiClient, db: Ses
     assert client.get(f"{V1}/patients/abc", headers=t.headers).status_code == 422
     assert client.get(f"{V1}/patients/99999999999999999999999", headers=t.headers).status_code in (404, 422)
     assert client.get(f"{V1}/nope").status_code == 404
+
+
+def test_dashboard_page_and_security_headers(client: ApiClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    api = client.get(f"{V1}/health")
+    assert api.headers["cache-control"] == "no-store"
