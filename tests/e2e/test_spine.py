@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -97,16 +98,18 @@ def service(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, 
     assert created.returncode == 0, created.stderr
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "otmon", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    server_log = tmp_path / "serve.log"
+    with server_log.open("wb") as log_fh:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "otmon", "serve", "--port", str(port)],
+            env=env,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+            assert server.poll() is None, server_log.read_text()
             try:
                 if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
                     break
@@ -123,12 +126,13 @@ def service(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, 
             server.kill()
 
 
-def _therapist(url: str) -> httpx.Client:
-    http = httpx.Client(base_url=f"{url}/api/v1", timeout=60)
-    token = http.post("/auth/token", data={"username": EMAIL, "password": PASSWORD})
-    assert token.status_code == 200, token.text
-    http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-    return http
+@contextmanager
+def _therapist(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as http:
+        token = http.post("/auth/token", data={"username": EMAIL, "password": PASSWORD})
+        assert token.status_code == 200, token.text
+        http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        yield http
 
 
 def test_replayed_capture_reaches_the_days_summary(service: tuple[str, dict[str, str]]) -> None:
@@ -193,8 +197,8 @@ def test_demo_serves_the_replayed_session(tmp_path: Path) -> None:
     finally:
         demo.send_signal(signal.SIGINT)
         try:
-            demo.wait(timeout=20)
+            demo.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             demo.kill()
-            demo.wait()
+            demo.communicate()
     assert demo.returncode in (0, -signal.SIGINT, 130)
