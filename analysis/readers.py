@@ -1,6 +1,8 @@
 """Readers for recording files.
 
-`read_csv` reads ``timestamp,x,y,z`` text files (acceleration in g) into a `Recording`.
+`read_recording` picks a reader by extension (or content) and checks the result;
+`read_csv` reads ``timestamp,x,y,z`` text files (acceleration in g). Device formats live
+in `read_actilife_csv`, `read_gt3x`, `read_cwa`, `read_geneactiv` and `read_npy`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from numpy.typing import NDArray
 from analysis.errors import ReaderError
 from analysis.samples import NS_PER_S, Recording, SampleBlock
 
-__all__ = ["GAP_PERIODS", "read_csv"]
+__all__ = ["GAP_PERIODS", "MIN_RATE_HZ", "read_csv", "read_recording"]
 
 #: A gap between consecutive samples longer than this many sample periods starts a new
 #: block (otmon convention, brief of issue "analysis"; not a published constant).
 GAP_PERIODS = 1.5
+#: Lowest rate accepted by `read_recording`: the count band-pass reaches ~1.7 Hz and
+#: ENMO/MAD need the movement band (0.25-2.5 Hz, methods.md §1), which needs
+#: >= 10 Hz with margin; raw devices (ActiGraph, Axivity, GENEActiv) start at 10-12.5 Hz.
+MIN_RATE_HZ = 10.0
 #: Rates are rounded to this many decimals of Hz, so 49.9997 Hz becomes 50.0 Hz.
 _RATE_DECIMALS = 2
 
@@ -203,3 +209,99 @@ def read_csv(path: str | os.PathLike[str]) -> Recording:
         raise ReaderError(f"{name}: line {lines[0]}: cannot estimate a sampling rate")
     blocks = _split_blocks(t_ns, accel, fs_hz)
     return Recording(blocks, device={"source": "csv", "path": name, "fs_hz": fs_hz, "n_rows": int(t_ns.size)})
+
+
+def _sniff(path: Path) -> str:
+    """Format name from the file's extension, else from its first bytes."""
+    name = path.name.lower()
+    for ext, fmt in ((".gt3x", "gt3x"), (".agdc", "gt3x"), (".cwa", "cwa"), (".bin", "geneactiv"),
+                     (".npy", "npy"), (".csv", "csv")):
+        if name.endswith(ext):
+            if fmt == "csv":
+                from analysis.read_actilife_csv import is_actilife_csv
+
+                with path.open(encoding="utf-8-sig", errors="replace") as fh:
+                    return "actilife-csv" if is_actilife_csv(fh.readline()) else "csv"
+            return fmt
+    with path.open("rb") as fh:
+        magic = fh.read(16)
+    for prefix, fmt in ((b"PK", "gt3x"), (b"MD", "cwa"), (b"Device Identity", "geneactiv"), (b"\x93NUMPY", "npy")):
+        if magic.startswith(prefix):
+            return fmt
+    raise ReaderError(
+        f"{path}: unknown recording format (expected .csv, ActiLife .csv, .gt3x, .cwa, GENEActiv .bin or .npy)"
+    )
+
+
+def read_recording(path: str | os.PathLike[str], **options: object) -> Recording:
+    """Read any supported recording file into a `Recording` of blocks in g.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.csv`` (``timestamp,x,y,z`` or an ActiLife RAW export), ``.gt3x``, ``.cwa``,
+        GENEActiv ``.bin`` or ``.npy``; the format is taken from the extension, else
+        from the first bytes.
+    **options
+        Passed to the format's reader; ``None`` values are ignored: ``fs_hz`` and
+        ``start`` (``.npy``, required), ``idle_sleep`` (``.gt3x``),
+        ``scale_lsb_per_g`` (ActiLife LSB exports).
+
+    Returns
+    -------
+    Recording
+        Blocks in time order, acceleration in g; ``device['format']`` names the reader.
+
+    Raises
+    ------
+    ReaderError
+        A malformed file (message names the file and the line or byte where it applies),
+        an empty recording, or a rate under `MIN_RATE_HZ`.
+    ValueError
+        An option the format does not take, or a bad option value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ReaderError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise ReaderError(f"{p}: byte 0: empty file")
+    fmt = _sniff(p)
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = {"csv": set(), "actilife-csv": {"scale_lsb_per_g"}, "gt3x": {"idle_sleep"}, "cwa": set(),
+                "geneactiv": set(), "npy": {"fs_hz", "start"}}[fmt]
+    extra = sorted(set(given) - accepted)
+    if extra:
+        raise ValueError(f"option {extra[0]}={given[extra[0]]!r} does not apply to {fmt} file {p}")
+    if fmt == "npy":
+        missing = sorted({"fs_hz", "start"} - set(given))
+        if missing:
+            raise ReaderError(f"{p}: a .npy array needs its rate and start time (--fs HZ --start ISO-8601)")
+    if fmt == "csv":
+        recording = read_csv(p)
+    elif fmt == "actilife-csv":
+        from analysis.read_actilife_csv import read_actilife_csv
+
+        recording = read_actilife_csv(p, **given)  # type: ignore[arg-type]
+    elif fmt == "gt3x":
+        from analysis.read_gt3x import read_gt3x
+
+        recording = read_gt3x(p, **given)  # type: ignore[arg-type]
+    elif fmt == "cwa":
+        from analysis.read_cwa import read_cwa
+
+        recording = read_cwa(p)
+    elif fmt == "geneactiv":
+        from analysis.read_geneactiv import read_geneactiv
+
+        recording = read_geneactiv(p)
+    else:
+        from analysis.read_npy import read_npy
+
+        recording = read_npy(p, **given)  # type: ignore[arg-type]
+    if recording.n_samples == 0:
+        raise ReaderError(f"{p}: no samples")
+    if recording.fs_hz < MIN_RATE_HZ:
+        raise ReaderError(f"{p}: sampling rate {recording.fs_hz:g} Hz is under the {MIN_RATE_HZ:g} Hz minimum")
+    device = dict(recording.device)
+    device["format"] = fmt
+    return Recording(recording.blocks, device=device)
