@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--tz", default="UTC", help="IANA time zone for calendar days (default UTC)")
     analyze.add_argument("--cutpoints", default=None, help="intensity cut-point set")
     analyze.add_argument("--epochs", type=Path, metavar="OUT.csv", help="write the epoch table")
+    analyze.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of a .npy array (Hz)")
+    analyze.add_argument("--start", metavar="ISO-8601", help="UTC time of a .npy array's first sample")
     return parser
 
 
@@ -182,8 +184,8 @@ def _replay(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def _load_blocks(path: Path) -> tuple[list, dict]:  # type: ignore[type-arg]
-    """Blocks of a capture (decoded like the collector does) or of a CSV recording."""
+def _load_blocks(path: Path, **options: object) -> tuple[list, dict]:  # type: ignore[type-arg]
+    """Blocks of a capture (decoded like the collector does) or of a recording file."""
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
         from collector.session import decode_capture
@@ -196,18 +198,21 @@ def _load_blocks(path: Path) -> tuple[list, dict]:  # type: ignore[type-arg]
             "decode_errors": decoded.n_decode_errors,
         }
         return list(decoded.blocks), info
-    if name.endswith(".csv"):
-        from analysis.readers import read_csv
+    from analysis.readers import read_recording
 
-        recording = read_csv(path)
-        return list(recording.blocks), {"format": "csv"}
-    raise CliError(f"{path}: unknown file type (expected .capture.jsonl[.gz] or .csv)")
+    try:
+        recording = read_recording(path, **options)
+    except ValueError as exc:
+        if type(exc) is not ValueError:
+            raise  # ReaderError: one line via _known_error_message
+        raise CliError(str(exc)) from exc
+    return list(recording.blocks), {"format": recording.device.get("format", "unknown")}
 
 
 def _analyze(args: argparse.Namespace) -> int:
     from analysis.pipeline import epoch_table, summarise_days
 
-    blocks, info = _load_blocks(args.file)
+    blocks, info = _load_blocks(args.file, fs_hz=args.fs, start=args.start)
     if not blocks:
         raise CliError(f"{args.file}: no samples")
     epochs = epoch_table(blocks)
