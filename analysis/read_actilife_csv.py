@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +120,10 @@ def read_actilife_csv(path: str | os.PathLike[str], *, scale_lsb_per_g: float | 
         )
     use = [columns.index(w) for w in wanted]
     try:
-        data = np.loadtxt(p, delimiter=",", skiprows=_HEADER_LINES + 1, usecols=use, ndmin=2,
-                          dtype=np.float64, comments=None, encoding="utf-8-sig")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": checked below
+            data = np.loadtxt(p, delimiter=",", skiprows=_HEADER_LINES + 1, usecols=use, ndmin=2,
+                              dtype=np.float64, comments=None, encoding="utf-8-sig")
     except ValueError as exc:
         line = re.search(r"(?:row|line) (\d+)", str(exc))
         where = f"line {int(line.group(1)) + _HEADER_LINES + 1}" if line else "data"
