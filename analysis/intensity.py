@@ -22,6 +22,7 @@ class 1, named "sedentary_or_light" in `CutPoints.class_names`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -113,7 +114,7 @@ class CutPoints:
     def __post_init__(self) -> None:
         bounds = [b for b in (self.light_mg, self.moderate_mg, self.vigorous_mg) if b is not None]
         if not all(np.isfinite(b) for b in bounds) or any(
-            a >= b for a, b in zip(bounds, bounds[1:], strict=False)
+            a >= b for a, b in itertools.pairwise(bounds)
         ):
             raise ValueError(f"cut-points must be finite and increasing, got {bounds} for {self.name!r}")
         _check_option("metric", self.metric, METRICS)

@@ -1,0 +1,412 @@
+"""Per-second activity states and per-session, per-day and per-recording effort summaries.
+
+The unit of analysis is a dense 1-s grid (`SecondGrid`, methods.md §1.11: 1 s for
+active/rest state, rest pauses and bouts) built from ``epoch_table(blocks, epoch_s=1)``.
+Wear and intensity class of each second are taken from the coarser epoch table the day
+summaries use (5 s by default, GGIR's short epoch, §1.11), so a session's class minutes
+and wear agree with ``summarise_days``. Session and day dicts are JSON-ready; their keys
+are documented in ``docs/analyze-json.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analysis.bouts import (
+    PAUSE_S,
+    REST_BREAK_S,
+    active_mask,
+    detect_bouts,
+    longest_active_s,
+    rest_periods,
+    work_to_rest,
+)
+from analysis.epochs import EpochTable
+from analysis.intensity import (
+    CUTPOINTS,
+    DEFAULT_CUTPOINTS,
+    MODERATE,
+    CutPoints,
+    classify,
+    get_cutpoints,
+    percent_of_peak,
+)
+from analysis.met import compendium_met
+from analysis.nonwear import detect_nonwear
+from analysis.pipeline import _local_day_index, _zone
+from analysis.samples import NS_PER_S, SampleBlock
+
+__all__ = [
+    "SecondGrid",
+    "active_threshold_mg",
+    "iso_utc",
+    "recording_summary",
+    "second_grid",
+    "summarise_effort_days",
+    "summarise_session",
+]
+
+_DECIMALS = 2  # as summarise_days: stable JSON
+#: Rest above the rest noise floor that still counts as rest (methods.md §2.3: θ_act =
+#: max(population light threshold, P95 of rest ENMO + 10 mg)).
+REST_MARGIN_MG = 10.0
+#: MVPA bout durations in s, GGIR ``boutdur.mvpa = c(1, 5, 10)`` min at criterion 0.8
+#: (methods.md §1.1).
+MVPA_BOUTS_S = (60.0, 300.0, 600.0)
+MVPA_CRITERION = 0.8
+_PEAK_WINDOW_S = 60  # "peak 1-min ENMO" (methods.md §4.2)
+_PEAK_MIN_COVERED_S = 30.0  # a 1-min window needs ≥ 30 s of data, as personal_peak_mg
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), _DECIMALS)
+
+
+def iso_utc(t_ns: int) -> str:
+    """ISO-8601 UTC time with a ``Z`` suffix, to the microsecond when not whole seconds.
+
+    Examples
+    --------
+    >>> iso_utc(1_700_000_000_000_000_000)
+    '2023-11-14T22:13:20Z'
+    """
+    s, ns = divmod(int(t_ns), NS_PER_S)
+    text = datetime.fromtimestamp(s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{ns // 1000:06d}Z" if ns else "Z")
+
+
+def active_threshold_mg(cutpoints: str | CutPoints = DEFAULT_CUTPOINTS, *, rest_p95_mg: float | None = None) -> float:
+    """The 1-s active threshold θ_act in mg of ENMO (methods.md §2.3).
+
+    θ_act = max(population sedentary→light threshold, P95 of ENMO in verified rest +
+    10 mg). The population threshold is the set's light boundary when it is an ENMO set
+    with one; otherwise Hildebrand's adult wrist 44.8 mg (the default set), because the
+    active state is always judged on ENMO.
+    """
+    cp = get_cutpoints(cutpoints)
+    if cp.metric != "enmo" or cp.light_mg is None:
+        cp = CUTPOINTS[DEFAULT_CUTPOINTS]
+    assert cp.light_mg is not None
+    theta = cp.light_mg
+    if rest_p95_mg is not None:
+        if not np.isfinite(rest_p95_mg):
+            raise ValueError(f"rest_p95_mg must be finite, got {rest_p95_mg!r}")
+        theta = max(theta, rest_p95_mg + REST_MARGIN_MG)
+    return float(theta)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SecondGrid:
+    """Dense 1-s grid over a recording, seconds ``t0_ns + i·1 s`` for i in [0, n).
+
+    Attributes
+    ----------
+    t0_ns : int
+        UTC ns of the first second (a whole second).
+    enmo_mg : ndarray of float64, shape (n,)
+        Mean ENMO per second in mg; NaN where no sample was recorded.
+    n_samples : ndarray of int64, shape (n,)
+        Samples per second (0 in gaps).
+    covered_s : ndarray of float64, shape (n,)
+        Recorded seconds (Σ sample periods; 0 in gaps).
+    worn : ndarray of bool, shape (n,)
+        Recorded and not in a non-wear block.
+    klass : ndarray of int8, shape (n,)
+        Intensity class of the epoch (of the class table) holding the second; −1 where
+        not worn.
+    active : ndarray of bool, shape (n,)
+        Worn and ENMO ≥ `threshold_mg`, active runs < 2 s removed (methods.md §2.3).
+    threshold_mg : float
+        Active threshold used, in mg.
+    cutpoints : CutPoints
+        Set behind `klass`.
+    """
+
+    t0_ns: int
+    enmo_mg: NDArray[np.float64]
+    n_samples: NDArray[np.int64]
+    covered_s: NDArray[np.float64]
+    worn: NDArray[np.bool_]
+    klass: NDArray[np.int8]
+    active: NDArray[np.bool_]
+    threshold_mg: float
+    cutpoints: CutPoints
+
+    def __len__(self) -> int:
+        return int(self.enmo_mg.size)
+
+    @property
+    def end_ns(self) -> int:
+        """UTC ns just after the last second."""
+        return self.t0_ns + len(self) * NS_PER_S
+
+    def index(self, t_ns: int) -> int:
+        """Index of the second containing `t_ns`, clipped to [0, n]."""
+        return int(min(max((int(t_ns) - self.t0_ns) // NS_PER_S, 0), len(self)))
+
+
+def _map_to(coarse_start_ns: NDArray[np.int64], coarse_epoch_ns: int, fine_start_ns: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Index of the coarse epoch holding each fine epoch start, −1 when none does."""
+    idx = np.searchsorted(coarse_start_ns, fine_start_ns, side="right") - 1
+    ok = idx >= 0
+    ok[ok] = fine_start_ns[ok] < coarse_start_ns[idx[ok]] + coarse_epoch_ns
+    return np.where(ok, idx, -1)
+
+
+def second_grid(
+    seconds: EpochTable,
+    *,
+    class_epochs: EpochTable | None = None,
+    cutpoints: str | CutPoints = DEFAULT_CUTPOINTS,
+    threshold_mg: float | None = None,
+) -> SecondGrid:
+    """Build the dense 1-s grid with wear, intensity class and active state.
+
+    Parameters
+    ----------
+    seconds : EpochTable
+        1-s epochs (``epoch_table(blocks, epoch_s=1)``).
+    class_epochs : EpochTable, optional
+        Epochs for non-wear and intensity classes, from the same blocks (default
+        `seconds` itself); the CLI passes the 5-s table behind ``summarise_days``.
+    cutpoints : str or CutPoints, optional
+        ENMO or MAD set (count sets need counts, which epoch tables do not hold).
+    threshold_mg : float, optional
+        Active threshold in mg; default `active_threshold_mg(cutpoints)`.
+
+    Raises
+    ------
+    ValueError
+        If `seconds` is not a 1-s table or is empty, or `cutpoints` is a count set.
+    """
+    if seconds.epoch_s != 1.0:
+        raise ValueError(f"seconds must be a 1-s epoch table, got epoch_s={seconds.epoch_s!r}")
+    if len(seconds) == 0:
+        raise ValueError("seconds must hold at least one epoch, got an empty table")
+    cp = get_cutpoints(cutpoints)
+    if cp.metric not in ("enmo", "mad"):
+        raise ValueError(
+            f"cutpoints {cp.name!r} are defined on {cp.metric!r}; epoch tables hold ENMO and MAD only"
+        )
+    coarse = seconds if class_epochs is None else class_epochs
+    if len(coarse) == 0:
+        raise ValueError("class_epochs must hold at least one epoch, got an empty table")
+    values = coarse.enmo_mg if cp.metric == "enmo" else coarse.mad_mg
+    coarse_class = classify(values, cp, metric=cp.metric)
+    coarse_worn = ~detect_nonwear(coarse)
+    t0 = int(seconds.start_ns[0])
+    n = int((seconds.start_ns[-1] - t0) // NS_PER_S) + 1
+    pos = (seconds.start_ns - t0) // NS_PER_S
+    enmo = np.full(n, np.nan)
+    enmo[pos] = seconds.enmo_mg
+    n_samples = np.zeros(n, np.int64)
+    n_samples[pos] = seconds.n_samples
+    covered = np.zeros(n)
+    covered[pos] = seconds.covered_s
+    where = _map_to(coarse.start_ns, round(coarse.epoch_s * NS_PER_S), seconds.start_ns)
+    if (where < 0).any():
+        raise ValueError("class_epochs must cover every second of seconds (built from the same blocks)")
+    worn = np.zeros(n, bool)
+    worn[pos] = coarse_worn[where]
+    klass = np.full(n, -1, np.int8)
+    klass[pos] = np.where(coarse_worn[where], coarse_class[where], -1)
+    theta = active_threshold_mg(cp) if threshold_mg is None else float(threshold_mg)
+    active = active_mask(np.where(worn, enmo, np.nan), threshold_mg=theta, epoch_s=1.0)
+    return SecondGrid(t0, enmo, n_samples, covered, worn, klass, active, theta, cp)
+
+
+def _peak_minute_mg(enmo: NDArray[np.float64], n: NDArray[np.int64], cov: NDArray[np.float64], worn: NDArray[np.bool_]) -> float | None:
+    """Highest 60-s moving mean of ENMO (sample-weighted, worn seconds)."""
+    w = np.where(worn, n, 0).astype(np.float64)
+    s = np.where(worn, np.nan_to_num(enmo) * n, 0.0)
+    c = np.where(worn, cov, 0.0)
+    k = min(_PEAK_WINDOW_S, enmo.size)
+    cs = [np.concatenate(([0.0], np.cumsum(a))) for a in (w, s, c)]
+    ww, ss, cc = (x[k:] - x[:-k] for x in cs)
+    ok = (ww > 0) & (cc >= min(_PEAK_MIN_COVERED_S, k / 2))
+    return float((ss[ok] / ww[ok]).max()) if ok.any() else None
+
+
+def summarise_session(
+    grid: SecondGrid,
+    *,
+    start_ns: int,
+    end_ns: int,
+    activity: str | None = None,
+    personal_peak_mg: float | None = None,
+) -> dict[str, Any]:
+    """Effort summary of one session (methods.md §4.2 per-session fields).
+
+    Parameters
+    ----------
+    grid : SecondGrid
+        The recording's 1-s grid.
+    start_ns, end_ns : int
+        Session span, UTC ns, ``start_ns < end_ns``; seconds overlapping it are used.
+    activity : str, optional
+        Task label (e.g. ``"cooking"``); sets ``met`` from the Compendium when known.
+    personal_peak_mg : float, optional
+        The patient's P95 of 1-min ENMO (`analysis.intensity.personal_peak_mg`).
+
+    Returns
+    -------
+    dict
+        Keys ``start``, ``end`` (ISO-8601 UTC), ``activity``, ``duration_s``,
+        ``active_s``, ``rest_breaks`` (``count``, ``total_s``, ``longest_s``), ``pauses``
+        (``count``, ``total_s``), ``work_to_rest``, ``longest_active_s``,
+        ``time_to_first_break_s``, ``mean_enmo_mg``, ``peak_enmo_mg``,
+        ``personal_peak_mg``, ``pct_personal_peak``, ``minutes_by_class``,
+        ``cutpoints``, ``mvpa_bouts``, ``met``, ``completeness`` (``wear_fraction``,
+        ``nonwear_fraction``, ``gap_fraction``); see docs/analyze-json.md.
+
+    Raises
+    ------
+    ValueError
+        If ``end_ns <= start_ns``.
+    """
+    if int(end_ns) <= int(start_ns):
+        raise ValueError(f"end_ns must be after start_ns, got start_ns={start_ns!r}, end_ns={end_ns!r}")
+    i0, i1 = grid.index(start_ns), grid.index(int(end_ns) - 1) + 1
+    i1 = min(i1, len(grid)) if int(end_ns) > grid.t0_ns else i0
+    sl = slice(i0, i1)
+    act, worn, cov, n = grid.active[sl], grid.worn[sl], grid.covered_s[sl], grid.n_samples[sl]
+    enmo, klass = grid.enmo_mg[sl], grid.klass[sl]
+    duration_s = (int(end_ns) - int(start_ns)) / NS_PER_S
+    active_s = float(cov[act].sum())
+    breaks = rest_periods(act, min_s=REST_BREAK_S, valid=worn)
+    pauses = rest_periods(act, min_s=PAUSE_S, max_s=REST_BREAK_S, valid=worn)
+    first_break = float(cov[: breaks.start[0]][act[: breaks.start[0]]].sum()) if len(breaks) else None
+    w_act = n[act].astype(np.float64)
+    mean_enmo = float((enmo[act] * w_act).sum() / w_act.sum()) if w_act.sum() > 0 else None
+    peak = _peak_minute_mg(enmo, n, cov, worn) if worn.any() else None
+    pct = percent_of_peak(mean_enmo, personal_peak_mg) if mean_enmo is not None and personal_peak_mg else None
+    names = grid.cutpoints.class_names
+    minutes = {name: _r(float(cov[klass == code].sum()) / 60.0) for code, name in names.items()}
+    mvpa = worn & (klass >= MODERATE)
+    bouts = {f"{int(b // 60)}_min": len(detect_bouts(mvpa, epoch_s=1.0, min_duration_s=b, criterion=MVPA_CRITERION)) for b in MVPA_BOUTS_S}
+    entry = compendium_met(activity)
+    recorded = float(cov.sum())
+    worn_s = float(cov[worn].sum())
+    return {
+        "start": iso_utc(start_ns),
+        "end": iso_utc(end_ns),
+        "activity": activity,
+        "duration_s": _r(duration_s),
+        "active_s": _r(active_s),
+        "rest_breaks": {"count": len(breaks), "total_s": _r(breaks.total_s), "longest_s": _r(breaks.longest_s)},
+        "pauses": {"count": len(pauses), "total_s": _r(pauses.total_s)},
+        "work_to_rest": _r(work_to_rest(active_s, breaks.total_s)),
+        "longest_active_s": _r(longest_active_s(act)),
+        "time_to_first_break_s": _r(first_break),
+        "mean_enmo_mg": _r(mean_enmo),
+        "peak_enmo_mg": _r(peak),
+        "personal_peak_mg": _r(personal_peak_mg),
+        "pct_personal_peak": _r(pct),
+        "minutes_by_class": minutes,
+        "cutpoints": grid.cutpoints.name,
+        "mvpa_bouts": bouts,
+        "met": None if entry is None else entry.met,
+        "completeness": {
+            "wear_fraction": _r(min(worn_s / duration_s, 1.0)),
+            "nonwear_fraction": _r(min((recorded - worn_s) / duration_s, 1.0)),
+            "gap_fraction": _r(min(max(1.0 - recorded / duration_s, 0.0), 1.0)),
+        },
+    }
+
+
+def summarise_effort_days(grid: SecondGrid, sessions: Sequence[tuple[int, int]], *, tz: str) -> list[dict[str, Any]]:
+    """Per local day: wear time, active time, minutes per class and sessions.
+
+    Parameters
+    ----------
+    grid : SecondGrid
+        The recording's 1-s grid.
+    sessions : sequence of (start_ns, end_ns)
+        Session spans; a session belongs to the day of its start.
+    tz : str
+        IANA time zone of the patient.
+
+    Returns
+    -------
+    list of dict
+        One per local day with recorded seconds, in date order: ``date``, ``wear_min``,
+        ``active_min``, ``minutes_by_class`` (wear only, as in `summarise_session`),
+        ``sessions`` (count) and ``session_min`` (Σ durations).
+    """
+    zone = _zone(tz)
+    rec = np.flatnonzero(grid.n_samples > 0)
+    if rec.size == 0:
+        return []
+    start_ns = grid.t0_ns + rec.astype(np.int64) * NS_PER_S
+    day, days = _local_day_index(start_ns, zone)
+    nd = len(days)
+    cov, worn, act, klass = grid.covered_s[rec], grid.worn[rec], grid.active[rec], grid.klass[rec]
+
+    def per_day(mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+        return np.bincount(day, weights=np.where(mask, cov, 0.0), minlength=nd) / 60.0
+
+    has = np.bincount(day, minlength=nd) > 0
+    wear, active = per_day(worn), per_day(act)
+    by_class = {name: per_day(klass == code) for code, name in grid.cutpoints.class_names.items()}
+    count = np.zeros(nd, np.int64)
+    sess_min = np.zeros(nd)
+    if len(sessions):
+        s0 = np.array([s for s, _ in sessions], dtype=np.int64)
+        s1 = np.array([e for _, e in sessions], dtype=np.int64)
+        sday, sdays = _local_day_index(s0, zone)
+        index = {d: i for i, d in enumerate(days)}
+        for d, a, b in zip(sday, s0, s1, strict=True):
+            i = index.get(sdays[d])
+            if i is not None:
+                count[i] += 1
+                sess_min[i] += (b - a) / NS_PER_S / 60.0
+    return [
+        {
+            "date": days[i].isoformat(),
+            "wear_min": _r(wear[i]),
+            "active_min": _r(active[i]),
+            "minutes_by_class": {name: _r(v[i]) for name, v in by_class.items()},
+            "sessions": int(count[i]),
+            "session_min": _r(sess_min[i]),
+        }
+        for i in np.flatnonzero(has)
+    ]
+
+
+def recording_summary(blocks: Sequence[SampleBlock]) -> dict[str, Any]:
+    """Extent, size, rate and gaps of a recording's blocks.
+
+    Returns
+    -------
+    dict
+        ``start``, ``end`` (ISO-8601 UTC of the first sample and just after the last),
+        ``n_samples``, ``fs_hz`` (rate of the most samples), ``blocks`` (count) and
+        ``gaps``: a list of ``{"start", "end", "duration_s"}`` wherever a block starts
+        more than half a sample period after the previous one ends (consecutive samples
+        more than 1.5 periods apart).
+    """
+    bs = sorted((b for b in blocks if b.n_samples), key=lambda b: b.t0_ns)
+    if not bs:
+        raise ValueError("blocks must hold at least one sample, got none")
+    ends = [b.end_ns for b in bs]
+    gaps = []
+    for prev, end, nxt in zip(bs, ends, bs[1:], strict=False):
+        if nxt.t0_ns - end > 0.5 * prev.period_ns:
+            gaps.append({"start": iso_utc(end), "end": iso_utc(nxt.t0_ns), "duration_s": _r((nxt.t0_ns - end) / NS_PER_S)})
+    by_rate: dict[float, int] = {}
+    for b in bs:
+        by_rate[b.fs_hz] = by_rate.get(b.fs_hz, 0) + b.n_samples
+    return {
+        "start": iso_utc(bs[0].t0_ns),
+        "end": iso_utc(max(ends)),
+        "n_samples": int(sum(b.n_samples for b in bs)),
+        "fs_hz": max(by_rate, key=lambda r: by_rate[r]),
+        "blocks": len(bs),
+        "gaps": gaps,
+    }
