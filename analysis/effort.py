@@ -36,6 +36,7 @@ from analysis.intensity import (
     classify,
     get_cutpoints,
     percent_of_peak,
+    personal_peak_mg,
 )
 from analysis.met import compendium_met
 from analysis.nonwear import detect_nonwear
@@ -45,6 +46,7 @@ from analysis.samples import NS_PER_S, SampleBlock
 __all__ = [
     "SecondGrid",
     "active_threshold_mg",
+    "grid_personal_peak_mg",
     "iso_utc",
     "recording_summary",
     "second_grid",
@@ -219,6 +221,15 @@ def second_grid(
     theta = active_threshold_mg(cp) if threshold_mg is None else float(threshold_mg)
     active = active_mask(np.where(worn, enmo, np.nan), threshold_mg=theta, epoch_s=1.0)
     return SecondGrid(t0, enmo, n_samples, covered, worn, klass, active, theta, cp)
+
+
+def grid_personal_peak_mg(grid: SecondGrid) -> float | None:
+    """`analysis.intensity.personal_peak_mg` (P95 of 1-min ENMO) over the grid's worn seconds."""
+    rec = np.flatnonzero(grid.n_samples > 0)
+    start_ns = grid.t0_ns + rec.astype(np.int64) * NS_PER_S
+    return personal_peak_mg(
+        start_ns, grid.enmo_mg[rec], grid.n_samples[rec], grid.covered_s[rec], wear=grid.worn[rec]
+    )
 
 
 def _peak_minute_mg(enmo: NDArray[np.float64], n: NDArray[np.int64], cov: NDArray[np.float64], worn: NDArray[np.bool_]) -> float | None:
