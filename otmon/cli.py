@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -65,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--epochs", type=Path, metavar="OUT.csv", help="write the epoch table")
     analyze.add_argument("--fs", type=float, metavar="HZ", help="sampling rate of a .npy array (Hz)")
     analyze.add_argument("--start", metavar="ISO-8601", help="UTC time of a .npy array's first sample")
+    analyze.add_argument("--session", action="store_true", help="treat the whole file as one session")
+    analyze.add_argument("--activity", metavar="LABEL", help="task of the --session session (e.g. cooking)")
     return parser
 
 
@@ -210,35 +211,9 @@ def _load_blocks(path: Path, **options: object) -> tuple[list, dict]:  # type: i
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from analysis.pipeline import epoch_table, summarise_days
+    from otmon.analyze_cmd import run_analyze
 
-    blocks, info = _load_blocks(args.file, fs_hz=args.fs, start=args.start)
-    if not blocks:
-        raise CliError(f"{args.file}: no samples")
-    epochs = epoch_table(blocks)
-    kwargs = {"tz": args.tz}
-    if args.cutpoints:
-        kwargs["cutpoints"] = args.cutpoints
-    try:
-        days = summarise_days(epochs, **kwargs)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    if args.epochs:
-        _write_epochs_csv(args.epochs, epochs)
-    if args.json:
-        print(json.dumps({"days": days}))
-        return 0
-    n_samples = sum(b.n_samples for b in blocks)
-    print(f"{args.file.name}: {n_samples} samples in {len(blocks)} blocks ({info['format']})")
-    header = f"{'date':<12}{'samples':>9}{'wear min':>10}{'sed':>8}{'light':>8}{'mod':>8}{'vig':>8}{'ENMO mg':>9}"
-    print(header)
-    for day in days:
-        enmo = "-" if day["mean_enmo_mg"] is None else f"{day['mean_enmo_mg']:.1f}"
-        print(
-            f"{day['date']:<12}{day['samples']:>9}{day['wear_min']:>10.1f}{day['sedentary_min']:>8.1f}"
-            f"{day['light_min']:>8.1f}{day['moderate_min']:>8.1f}{day['vigorous_min']:>8.1f}{enmo:>9}"
-        )
-    return 0
+    return run_analyze(args, load_blocks=_load_blocks, write_epochs=_write_epochs_csv, error=CliError)
 
 
 def _write_epochs_csv(path: Path, epochs) -> None:  # type: ignore[no-untyped-def]
