@@ -2,7 +2,7 @@
 
 `read_recording` picks a reader by extension (or content) and checks the result;
 `read_csv` reads ``timestamp,x,y,z`` text files (acceleration in g). Device formats live
-in `read_actilife_csv`, `read_gt3x`, `read_cwa`, `read_geneactiv` and `read_npy`.
+in `read_actilife_csv`, `read_axivity_csv`, `read_gt3x`, `read_cwa`, `read_geneactiv` and `read_npy`.
 """
 
 from __future__ import annotations
@@ -219,9 +219,13 @@ def _sniff(path: Path) -> str:
         if name.endswith(ext):
             if fmt == "csv":
                 from analysis.read_actilife_csv import is_actilife_csv
+                from analysis.read_axivity_csv import is_axivity_csv
 
                 with path.open(encoding="utf-8-sig", errors="replace") as fh:
-                    return "actilife-csv" if is_actilife_csv(fh.readline()) else "csv"
+                    first = fh.readline()
+                if is_actilife_csv(first):
+                    return "actilife-csv"
+                return "axivity-csv" if is_axivity_csv(first) else "csv"
             return fmt
     with path.open("rb") as fh:
         magic = fh.read(16)
@@ -239,7 +243,8 @@ def read_recording(path: str | os.PathLike[str], **options: object) -> Recording
     Parameters
     ----------
     path : str or path-like
-        ``.csv`` (``timestamp,x,y,z`` or an ActiLife RAW export), ``.gt3x``, ``.cwa``,
+        ``.csv`` (``timestamp,x,y,z``, an Axivity export or an ActiLife RAW export),
+        ``.gt3x``, ``.cwa``,
         GENEActiv ``.bin`` or ``.npy``; the format is taken from the extension, else
         from the first bytes.
     **options
@@ -267,7 +272,7 @@ def read_recording(path: str | os.PathLike[str], **options: object) -> Recording
         raise ReaderError(f"{p}: byte 0: empty file")
     fmt = _sniff(p)
     given = {k: v for k, v in options.items() if v is not None}
-    accepted = {"csv": set(), "actilife-csv": {"scale_lsb_per_g"}, "gt3x": {"idle_sleep"}, "cwa": set(),
+    accepted = {"csv": set(), "axivity-csv": set(), "actilife-csv": {"scale_lsb_per_g"}, "gt3x": {"idle_sleep"}, "cwa": set(),
                 "geneactiv": set(), "npy": {"fs_hz", "start"}}[fmt]
     extra = sorted(set(given) - accepted)
     if extra:
@@ -278,6 +283,10 @@ def read_recording(path: str | os.PathLike[str], **options: object) -> Recording
             raise ReaderError(f"{p}: a .npy array needs its rate and start time (--fs HZ --start ISO-8601)")
     if fmt == "csv":
         recording = read_csv(p)
+    elif fmt == "axivity-csv":
+        from analysis.read_axivity_csv import read_axivity_csv
+
+        recording = read_axivity_csv(p)
     elif fmt == "actilife-csv":
         from analysis.read_actilife_csv import read_actilife_csv
 
