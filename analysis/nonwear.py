@@ -25,6 +25,17 @@ Deviations from GGIR, on purpose:
   like its end (GGIR starts windows only at data blocks and truncates them at the end).
 * An epoch belongs to the 15-min block that contains its start (choose ``epoch_s``
   dividing 900 s, e.g. the default 5 s, so that no epoch straddles two blocks).
+
+Finer window steps (``step_s``, ours): GGIR starts a window only every 15 min and flags
+whole blocks, so a device taken off at 10:07 and put back at 12:07 loses the partly
+covered quarter hours at both ends (up to 15 min per edge; 78 % of the injected minutes
+found in tests/analysis/test_nonwear_injection.py). With ``step_s=60`` a 60-min window
+starts at every UTC minute and flags the minutes it covers; everything else is unchanged
+(same criteria, the 50 % coverage rule, a lone run of score 1 of up to 15 min between
+non-wear is promoted). Because GGIR's windows are among the per-minute windows, the
+result is a superset of the GGIR result, and it found 99 % of the injected minutes with
+no false positives on the real 20.7-h recording. The default stays 900 s, GGIR's rule,
+so results remain comparable with GGIR outputs.
 """
 
 from __future__ import annotations
@@ -60,31 +71,28 @@ AXES_NEEDED = 2
 #: Our rule (not GGIR's): fraction of a window that must hold data to be evaluated.
 MIN_WINDOW_COVERAGE = 0.5
 
-_BLOCKS_PER_WINDOW = LONG_WINDOW_S // MEDIUM_WINDOW_S  # 4
-
 
 class EpochAggregates(Protocol):
     """What `detect_nonwear` reads from an `analysis.pipeline.EpochTable`."""
 
     @property
-    def start_ns(self) -> NDArray[np.int64]: ...  # noqa: D102
+    def start_ns(self) -> NDArray[np.int64]: ...
     @property
-    def n_samples(self) -> NDArray[np.int64]: ...  # noqa: D102
+    def n_samples(self) -> NDArray[np.int64]: ...
     @property
-    def covered_s(self) -> NDArray[np.float64]: ...  # noqa: D102
+    def covered_s(self) -> NDArray[np.float64]: ...
     @property
-    def sum_g(self) -> NDArray[np.float64]: ...  # noqa: D102
+    def sum_g(self) -> NDArray[np.float64]: ...
     @property
-    def sumsq_g2(self) -> NDArray[np.float64]: ...  # noqa: D102
+    def sumsq_g2(self) -> NDArray[np.float64]: ...
     @property
-    def min_g(self) -> NDArray[np.float64]: ...  # noqa: D102
+    def min_g(self) -> NDArray[np.float64]: ...
     @property
-    def max_g(self) -> NDArray[np.float64]: ...  # noqa: D102
+    def max_g(self) -> NDArray[np.float64]: ...
 
 
-def _shift_reduce(values: NDArray[Any], op: Any, fill: float) -> NDArray[Any]:
-    """out[w] = op over values[w], values[w+1], …, values[w+3] (padded with `fill`)."""
-    k = _BLOCKS_PER_WINDOW
+def _window_reduce(values: NDArray[Any], k: int, op: Any, fill: float) -> NDArray[Any]:
+    """out[w] = op over values[w], values[w+1], …, values[w+k−1] (padded with `fill`)."""
     padded = np.concatenate([values, np.full((k - 1, *values.shape[1:]), fill, dtype=values.dtype)])
     out = padded[: values.shape[0]].copy()
     for s in range(1, k):
@@ -92,7 +100,22 @@ def _shift_reduce(values: NDArray[Any], op: Any, fill: float) -> NDArray[Any]:
     return out
 
 
-def detect_nonwear(epochs: EpochAggregates) -> NDArray[np.bool_]:
+def _check_step(step_s: Any) -> int:
+    if (
+        isinstance(step_s, bool)
+        or not isinstance(step_s, int | float)
+        or not np.isfinite(step_s)
+        or step_s <= 0
+        or step_s != int(step_s)
+        or MEDIUM_WINDOW_S % int(step_s) != 0
+    ):
+        raise ValueError(f"step_s must be a whole number of seconds dividing 900, got {step_s!r}")
+    return int(step_s)
+
+
+def detect_nonwear(
+    epochs: EpochAggregates, *, step_s: float = MEDIUM_WINDOW_S
+) -> NDArray[np.bool_]:
     """Flag non-wear epochs with the GGIR "2023" rule from epoch aggregates.
 
     Parameters
@@ -101,16 +124,26 @@ def detect_nonwear(epochs: EpochAggregates) -> NDArray[np.bool_]:
         Epoch aggregates (any object with ``start_ns`` (n,) int64 UTC ns,
         ``n_samples`` (n,), ``covered_s`` (n,) in s, ``sum_g``, ``sumsq_g2`` in g and g²,
         ``min_g``, ``max_g`` in g, each (n, 3)), sorted by ``start_ns``.
+    step_s : float, optional
+        Spacing of the 60-min window starts in s, a whole number dividing 900. Default 900
+        (GGIR: a window starts at every 15-min block). With e.g. 60, a window starts at
+        every UTC minute, so the edges of non-wear are found to the minute instead of the
+        quarter hour (see the module docstring); choose an ``epoch_s`` dividing `step_s`.
 
     Returns
     -------
     ndarray of bool, shape (n,)
-        True where the epoch lies in a non-wear 15-min block.
+        True where the epoch lies in non-wear.
+
+    Raises
+    ------
+    ValueError
+        If `step_s` is not a whole number of seconds dividing 900.
 
     Notes
     -----
     See the module docstring for the rule, the 50 % coverage requirement and how it
-    differs from GGIR. Block indices span the recording densely (one entry per 15 min
+    differs from GGIR. Slot indices span the recording densely (one entry per `step_s`
     between the first and last epoch), which is small even for a year of data.
 
     References
@@ -118,9 +151,11 @@ def detect_nonwear(epochs: EpochAggregates) -> NDArray[np.bool_]:
     van Hees VT et al. (2013) PLoS ONE 8(4):e61691; GGIR ``detect_nonwear_clipping.R``
     (methods.md §1.8).
     """
+    step = _check_step(step_s)
+    per_window = LONG_WINDOW_S // step  # slots per 60-min window (4 at GGIR's 900 s)
+    per_block = MEDIUM_WINDOW_S // step  # slots per 15-min block (1 at GGIR's 900 s)
     start = np.asarray(epochs.start_ns, dtype=np.int64)
-    n_ep = start.size
-    if n_ep == 0:
+    if start.size == 0:
         return np.zeros(0, dtype=bool)
     n = np.asarray(epochs.n_samples, dtype=np.float64)
     covered = np.asarray(epochs.covered_s, dtype=np.float64)
@@ -129,54 +164,85 @@ def detect_nonwear(epochs: EpochAggregates) -> NDArray[np.bool_]:
     lo = np.asarray(epochs.min_g, dtype=np.float64)
     hi = np.asarray(epochs.max_g, dtype=np.float64)
 
-    block = np.floor_divide(start, MEDIUM_WINDOW_S * NS_PER_S)
-    # Dense block axis with 3 blocks of margin before the first, so every window that
-    # overlaps data (starting up to 3 blocks earlier) exists.
-    b0 = int(block[0]) - (_BLOCKS_PER_WINDOW - 1)
-    bi = (block - b0).astype(np.int64)
-    nb = int(bi[-1]) + 1
+    slot = np.floor_divide(start, step * NS_PER_S)
+    # Dense slot axis with a window's worth of margin before the first slot, so every
+    # window that overlaps data (starting up to per_window − 1 slots earlier) exists.
+    b0 = int(slot[0]) - (per_window - 1)
+    si = (slot - b0).astype(np.int64)
+    ns = int(si[-1]) + 1
 
-    # Per-block aggregates.
-    blk_n = np.bincount(bi, weights=n, minlength=nb)
-    blk_cov = np.bincount(bi, weights=covered, minlength=nb)
-    blk_sum = np.stack([np.bincount(bi, weights=s1[:, j], minlength=nb) for j in range(3)], axis=1)
-    blk_min = np.full((nb, 3), np.inf)
-    blk_max = np.full((nb, 3), -np.inf)
-    np.minimum.at(blk_min, bi, lo)
-    np.maximum.at(blk_max, bi, hi)
+    def per_slot(w: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.bincount(si, weights=w, minlength=ns).astype(np.float64, copy=False)
 
-    # Per-window (w = first block of the window) aggregates.
-    win_n = _shift_reduce(blk_n, np.add, 0.0)
-    win_cov = _shift_reduce(blk_cov, np.add, 0.0)
-    win_sum = _shift_reduce(blk_sum, np.add, 0.0)
-    win_range = _shift_reduce(blk_max, np.maximum, -np.inf) - _shift_reduce(blk_min, np.minimum, np.inf)
+    # Per-slot aggregates; M2 (Σ squared deviations) by Chan et al.'s combination:
+    # M2_slot = Σ_e [M2_e + n_e (mean_e − mean_slot)²], M2_e = sumsq_e − sum_e² / n_e
+    # (epochs are short, so the cancellation in M2_e is negligible).
+    sl_n = per_slot(n)
+    sl_cov = per_slot(covered)
+    sl_sum = np.stack([per_slot(s1[:, j]) for j in range(3)], axis=1)
+    sl_min = np.full((ns, 3), np.inf)
+    sl_max = np.full((ns, 3), -np.inf)
+    np.minimum.at(sl_min, si, lo)
+    np.maximum.at(sl_max, si, hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ep_mean = s1 / n[:, None]
+        sl_mean = sl_sum / sl_n[:, None]
+    dev = ep_mean - sl_mean[si]
+    ep_m2 = np.maximum(s2 - s1 * ep_mean, 0.0) + n[:, None] * dev * dev
+    sl_m2 = np.stack([per_slot(ep_m2[:, j]) for j in range(3)], axis=1)
+
+    # Per-window (w = first slot of the window) aggregates.
+    win_n = _window_reduce(sl_n, per_window, np.add, 0.0)
+    win_cov = _window_reduce(sl_cov, per_window, np.add, 0.0)
+    win_sum = _window_reduce(sl_sum, per_window, np.add, 0.0)
+    win_range = _window_reduce(sl_max, per_window, np.maximum, -np.inf) - _window_reduce(
+        sl_min, per_window, np.minimum, np.inf
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         win_mean = win_sum / win_n[:, None]
-        ep_mean = s1 / n[:, None]
-    # Chan et al. combination: M2_window = Σ_e [M2_e + n_e (mean_e − mean_w)²],
-    # with M2_e = sumsq_e − sum_e² / n_e (small epochs, negligible cancellation).
-    ep_m2 = np.maximum(s2 - s1 * ep_mean, 0.0)
-    win_m2 = np.zeros((nb, 3))
-    for k in range(_BLOCKS_PER_WINDOW):
-        w = bi - k  # the window starting k blocks before this epoch's block
-        ok = w >= 0
-        dev = ep_mean[ok] - win_mean[w[ok]]
-        contrib = ep_m2[ok] + n[ok, None] * dev * dev
-        for j in range(3):
-            win_m2[:, j] += np.bincount(w[ok], weights=contrib[:, j], minlength=nb)
+    win_m2 = np.zeros((ns, 3))
+    for k in range(per_window):
+        # Slot w + k seen from the window starting at w (empty slots add nothing).
+        m2_k = np.zeros((ns, 3))
+        n_k = np.zeros(ns)
+        mean_k = np.zeros((ns, 3))
+        m2_k[: ns - k], n_k[: ns - k], mean_k[: ns - k] = sl_m2[k:], sl_n[k:], sl_mean[k:]
+        has = n_k > 0
+        d = np.where(has[:, None], mean_k - win_mean, 0.0)
+        win_m2 += np.where(has[:, None], m2_k + n_k[:, None] * d * d, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         win_sd = np.sqrt(win_m2 / (win_n[:, None] - 1.0))
 
     evaluated = (win_cov >= MIN_WINDOW_COVERAGE * LONG_WINDOW_S) & (win_n >= 2)
     win_flag = evaluated[:, None] & (win_range < RANGE_CRITERION_G) & (win_sd < SD_CRITERION_G)
 
-    # Block b is flagged on an axis if any window starting at b-3 … b flags that axis.
-    blk_flag = win_flag.copy()
-    for s in range(1, _BLOCKS_PER_WINDOW):
-        blk_flag[s:] |= win_flag[:-s]
-    score = blk_flag.sum(axis=1)
-    lone = np.zeros(nb, dtype=bool)
-    if nb >= 3:
-        lone[1:-1] = (score[1:-1] == 1) & (score[:-2] >= AXES_NEEDED) & (score[2:] >= AXES_NEEDED)
-    nonwear_block = (score >= AXES_NEEDED) | lone
-    return nonwear_block[bi]
+    # Slot b is flagged on an axis if any window starting at b − (per_window − 1) … b flags it.
+    sl_flag = win_flag.copy()
+    for s in range(1, per_window):
+        sl_flag[s:] |= win_flag[:-s]
+    score = sl_flag.sum(axis=1).astype(np.int64)
+    nonwear_slot: NDArray[np.bool_] = (score >= AXES_NEEDED) | _lone_ones(score, per_block)
+    return nonwear_slot[si]
+
+
+def _lone_ones(score: NDArray[np.int64], max_run: int) -> NDArray[np.bool_]:
+    """Runs of score 1 no longer than one 15-min block with score ≥ 2 on both sides.
+
+    GGIR promotes a lone block of score 1 between blocks of score ≥ 2; at a finer step a
+    "lone block" is a run of at most `max_run` slots.
+    """
+    out = np.zeros(score.size, dtype=bool)
+    one = score == 1
+    if not one.any():
+        return out
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], one, [False]]).astype(np.int8)))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):  # run [a, b)
+        if (
+            b - a <= max_run
+            and a > 0
+            and b < score.size
+            and score[a - 1] >= AXES_NEEDED
+            and score[b] >= AXES_NEEDED
+        ):
+            out[a:b] = True
+    return out
