@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collector.devices.base import ControlLink, DeviceProfile, FrameDecoder
+from collector.devices.metawear import PROFILE as _METAWEAR
+from collector.devices.microbit import PROFILE as _MICROBIT
 from collector.devices.polar_pmd import PROFILE as _POLAR_PMD
 
 PROFILES: dict[str, DeviceProfile] = {_POLAR_PMD.name: _POLAR_PMD}
+PROFILES[_METAWEAR.name] = _METAWEAR
+PROFILES[_MICROBIT.name] = _MICROBIT
 
 
 class UnknownProfileError(KeyError):
