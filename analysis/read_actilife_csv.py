@@ -125,8 +125,15 @@ def read_actilife_csv(path: str | os.PathLike[str], *, scale_lsb_per_g: float | 
             data = np.loadtxt(p, delimiter=",", skiprows=_HEADER_LINES + 1, usecols=use, ndmin=2,
                               dtype=np.float64, comments=None, encoding="utf-8-sig")
     except ValueError as exc:
-        line = re.search(r"(?:row|line) (\d+)", str(exc))
-        where = f"line {int(line.group(1)) + _HEADER_LINES + 1}" if line else "data"
+        # numpy counts data rows from 1 in column errors and from 0 in conversion errors.
+        at = re.search(r"at row (\d+)", str(exc))
+        first_data_line = _HEADER_LINES + 2
+        if at is None:
+            where = "data"
+        elif "could not convert" in str(exc):
+            where = f"line {int(at.group(1)) + first_data_line}"
+        else:
+            where = f"line {int(at.group(1)) + first_data_line - 1}"
         raise ReaderError(f"{name}: {where}: expected {len(columns)} numeric columns ({exc})") from None
     if data.shape[0] < 2:
         raise ReaderError(f"{name}: line {_HEADER_LINES + 2}: need at least 2 samples, got {data.shape[0]}")

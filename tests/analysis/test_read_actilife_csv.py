@@ -68,6 +68,8 @@ def test_timestamp_column_and_day_first_dates(tmp_path: Path) -> None:
     [
         ("0.1,0.2,0.9\n0.1,0.2\n", {}, r"a\.csv: line 13: expected 3 numeric columns"),
         ("0.1,0.2,0.9\n0.1,nan,0.9\n", {}, r"a\.csv: line 13: value is NaN or infinite"),
+        ("0.1,0.2,0.9\n0.1,0.2,0.9\n0.1,x,0.9\n", {}, r"a\.csv: line 14: expected 3 numeric columns"),
+        ("0.1,0.2,0.9\n0.1,0.2,0.9\n0.1,0.9\n", {}, r"a\.csv: line 14: expected 3 numeric columns"),
         ("0.1,0.2,0.9\n", {}, r"a\.csv: line 12: need at least 2 samples, got 1"),
         ("", {}, r"a\.csv: line 12: need at least 2 samples, got 0"),
         ("0.1,0.2,0.9\n0.1,0.2,0.9\n", {"date": "13/20/2021"}, r"a\.csv: line 4: start date '13/20/2021' is not a date"),
