@@ -71,10 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Our own state changes at INFO; libraries (alembic, uvicorn, httpx) only when they warn.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        for name in ("otmon", "collector", "api"):
+            logging.getLogger(name).setLevel(logging.INFO)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -100,6 +104,21 @@ def _known_error_message(exc: Exception) -> str | None:
         return str(exc)
     if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
         return f"{exc.strerror}: {exc.filename}"
+    database_message = _database_error_message(exc)
+    if database_message is not None:
+        return database_message
+    return None
+
+
+def _database_error_message(exc: Exception) -> str | None:
+    """One line for a database that cannot be reached or a URL that cannot be used."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        return f"cannot use the database: {reason}"
+    if isinstance(exc, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
+        return f"bad database URL: {exc}"
     return None
 
 
