@@ -1,0 +1,121 @@
+"""micro:bit profile: period, decoding, property tests (the derived vector: test_vectors.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from bleak.backends.scanner import AdvertisementData
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.devices import microbit as mb
+from collector.errors import DecodeError, ProtocolError
+
+T_NS = 1_700_000_000_000_000_000
+
+
+class FakeLink:
+    """Records writes; optionally answers reads like the device (the BLE path: emulator test)."""
+
+    def __init__(self, actual: bytes | None = None) -> None:
+        self.writes: list[tuple[str, bytes]] = []
+        self.actual = actual
+
+    async def write(self, char_uuid: str, data: bytes) -> None:
+        self.writes.append((char_uuid, data))
+
+    async def receive(self, char_uuid: str, timeout_s: float) -> bytes:
+        raise AssertionError("micro:bit start waits for no notification")
+
+
+class ReadingLink(FakeLink):
+    async def read(self, char_uuid: str) -> bytes:
+        assert char_uuid == mb.PERIOD_UUID
+        return self.actual or self.writes[-1][1]
+
+
+def test_nearest_period() -> None:
+    """The device's rule: the nearest listed period (ties: the longer one)."""
+    assert mb.nearest_period_ms(20) == 20
+    assert mb.nearest_period_ms(25) == 20
+    assert mb.nearest_period_ms(50) == 80  # 30 from 20, 30 from 80: the longer
+    assert mb.nearest_period_ms(0.3) == 1
+    assert mb.nearest_period_ms(1000) == 640
+
+
+def test_start_writes_period_and_reads_it_back() -> None:
+    """Period as uint16 LE ms; the read-back value wins."""
+    link = ReadingLink(actual=(80).to_bytes(2, "little"))
+    got = asyncio.run(mb.PROFILE.start(link, {"period_ms": 50}))
+    assert link.writes == [(mb.PERIOD_UUID, bytes.fromhex("5000"))]
+    assert got == {"period_ms": 80, "sample_rate_hz": 12.5}
+    got = asyncio.run(mb.PROFILE.start(ReadingLink(), {"sample_rate_hz": 50}))
+    assert got == {"period_ms": 20, "sample_rate_hz": 50.0}
+
+
+def test_start_without_read_applies_the_device_rule() -> None:
+    """A link without read() gets the nearest listed period."""
+    link = FakeLink()
+    got = asyncio.run(mb.PROFILE.start(link, {"period_ms": 15}))
+    assert got["period_ms"] == 20 and link.writes[0][1] == bytes.fromhex("1400")
+    assert asyncio.run(mb.PROFILE.start(FakeLink(), {}))["period_ms"] == mb.DEFAULT_PERIOD_MS
+
+
+def test_bad_period_read_back_is_a_protocol_error() -> None:
+    """A malformed or zero read-back is refused."""
+    with pytest.raises(ProtocolError, match="period"):
+        asyncio.run(mb.PROFILE.start(ReadingLink(actual=b"\x00\x00"), {}))
+    with pytest.raises(ProtocolError, match="period"):
+        mb.parse_period(b"\x14")
+
+
+def test_decode_one_sample_signed_milli_g_and_timing() -> None:
+    """int16 LE milli-g, signed (the source's uint16_t is wrong); timed at 1000 / period Hz."""
+    dec = mb.MicrobitDecoder({"period_ms": 20})
+    (b1,) = dec.decode(bytes.fromhex("f4ff300004fc"), T_NS)
+    assert b1.accel_g.tolist() == np.float32([[-0.012, 0.048, -1.020]]).tolist()
+    assert (b1.t0_ns, b1.fs_hz) == (T_NS, 50.0)
+    (b2,) = dec.decode(mb.encode_sample((1000, -32768, 32767)), T_NS + 20_000_000)
+    assert b2.t0_ns == T_NS + 20_000_000
+    assert b2.accel_g.tolist() == np.float32([[1.0, -32.768, 32.767]]).tolist()
+
+
+@pytest.mark.parametrize("payload", ["", "f4ff3000", "f4ff300004fc00", "f4ff300004fcf4ff300004fc"])
+def test_wrong_length_is_a_decode_error(payload: str) -> None:
+    """Anything but 6 bytes is refused."""
+    with pytest.raises(DecodeError, match="6 bytes"):
+        mb.MicrobitDecoder({}).decode(bytes.fromhex(payload), T_NS)
+
+
+def test_matches() -> None:
+    """By service UUID or the "BBC micro:bit" name."""
+    assert mb.PROFILE.matches(AdvertisementData("BBC micro:bit [zatov]", {}, {}, [], None, -60, ()))
+    assert mb.PROFILE.matches(AdvertisementData(None, {}, {}, [mb.SERVICE_UUID], None, -60, ()))
+    assert not mb.PROFILE.matches(AdvertisementData("MetaWear", {}, {}, [], None, -60, ()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=16), period=st.sampled_from(mb.VALID_PERIODS_MS))
+def test_arbitrary_bytes_give_blocks_or_decode_error(data: bytes, period: int) -> None:
+    """Nothing but blocks or DecodeError comes out of the decoder."""
+    try:
+        blocks = mb.MicrobitDecoder({"period_ms": period}).decode(data, T_NS)
+    except DecodeError:
+        assert len(data) != 6
+        return
+    assert len(blocks) == 1 and blocks[0].accel_g.shape == (1, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(-32768, 32767)] * 3), min_size=1, max_size=20))
+def test_encode_decode_round_trip(samples: list[tuple[int, int, int]]) -> None:
+    """milli-g -> notification -> decoder -> milli-g is exact; repeats 20 ms apart are samples."""
+    dec = mb.MicrobitDecoder({"period_ms": 20})
+    out = []
+    for k, s in enumerate(samples):
+        (block,) = dec.decode(mb.encode_sample(s), T_NS + k * 20_000_000)
+        assert block.t0_ns == T_NS + k * 20_000_000
+        out.append(tuple(int(v) for v in mb.g_to_mg(block.accel_g)[0]))
+    assert out == samples
