@@ -10,6 +10,10 @@ GT3X-File-Format and NHANES-GT3X-File-Format), not from any GPL reader:
 * NHANES layout (NEO/MRA firmware <= 2.5.0): ``info.txt`` + ``activity.bin``, one
   continuous 12-bit Y, X, Z stream from the start date.
 
+AGDC files (``.agdc``) use an undocumented record type 0x1B (12-bit, X, Y, Z order) with
+``Acceleration Scale: 1`` and a per-device ``calibration.json``; the records decode exactly
+but the calibration is not implemented, so such files are refused with a clear error.
+
 Counts become g by dividing by ``Acceleration Scale`` from info.txt (else 341 LSB/g
 for NEO/CLE serials and the NHANES layout, 256 LSB/g otherwise, as the docs state).
 """
@@ -29,7 +33,15 @@ from analysis.samples import NS_PER_S, Recording, SampleBlock
 
 __all__ = ["IDLE_SLEEP_MODES", "read_gt3x"]
 
-_ACTIVITY, _ACTIVITY2, _PARAMETERS = 0x00, 0x1A, 0x15
+_ACTIVITY, _ACTIVITY2 = 0x00, 0x1A
+#: Undocumented record type of AGDC (.agdc) files: 12-bit packed like ACTIVITY but in
+#: X, Y, Z order; established on `WRIST_rawLSB_032Hz_test.agdc`, whose 1,920 samples equal
+#: ActiLife's LSB export exactly (tests/analysis/test_read_gt3x.py).
+_ACTIVITY_XYZ12 = 0x1B
+_PACKED12 = (_ACTIVITY, _ACTIVITY_XYZ12)
+#: An "Acceleration Scale" below this is not LSB/g (AGDC files say 1: raw counts that
+#: need the per-device calibration.json, which is not applied here).
+_MIN_SCALE_LSB_PER_G = 16.0
 _SEPARATOR = 0x1E
 #: .NET ticks (100 ns since 0001-01-01) of 1970-01-01 (info.txt dates are ticks).
 _TICKS_AT_UNIX_EPOCH = 621_355_968_000_000_000
@@ -136,7 +148,7 @@ def read_gt3x(path: str | os.PathLike[str], *, idle_sleep: Literal["last", "gap"
     ReaderError
         Not a zip / no info.txt, no log.bin or activity.bin, a bad record separator or a
         truncated record (byte offset in log.bin given), an ACTIVITY payload too short
-        for the rate, or no samples.
+        for the rate, an ``Acceleration Scale`` that is not LSB/g (AGDC), or no samples.
     """
     if idle_sleep not in IDLE_SLEEP_MODES:
         raise ValueError(f"idle_sleep must be one of {IDLE_SLEEP_MODES}, got {idle_sleep!r}")
@@ -158,6 +170,11 @@ def read_gt3x(path: str | os.PathLike[str], *, idle_sleep: Literal["last", "gap"
         old_layout = "log.bin" not in members
         default_scale = _SCALE_OLD if old_layout or serial.startswith(("NEO", "CLE")) else _SCALE_NEW
         scale = float(info.get("Acceleration Scale", str(default_scale)).replace(",", "."))
+        if scale < _MIN_SCALE_LSB_PER_G:
+            raise ReaderError(
+                f"{name}: info.txt: Acceleration Scale {scale:g} is not LSB per g (uncalibrated counts "
+                "with a per-device calibration.json, which this reader does not apply)"
+            )
         if fs_hz != int(fs_hz) or fs_hz <= 0:
             raise ReaderError(f"{name}: info.txt: sample rate {fs_hz} Hz is not a positive whole number")
         device = {
@@ -189,14 +206,15 @@ def _read_log(
 ) -> Recording:
     offsets, types, times, sizes = _scan_records(log, name)
     fs = int(fs_hz)
-    act = (types == _ACTIVITY) | ((types == _ACTIVITY2) & (sizes > 1))  # 1-byte ACTIVITY2: USB event
+    act = np.isin(types, _PACKED12) | ((types == _ACTIVITY2) & (sizes > 1))  # 1-byte ACTIVITY2: USB event
     if not act.any():
         raise ReaderError(f"{name}: log.bin has no ACTIVITY records")
     a_off, a_type, a_time, a_size = offsets[act], types[act], times[act], sizes[act]
     # A record with an empty payload marks idle sleep in some firmware; treat as absent.
     has_data = a_size > 0
     a_off, a_type, a_time, a_size = a_off[has_data], a_type[has_data], a_time[has_data], a_size[has_data]
-    need = np.where(a_type == _ACTIVITY, (fs * 36 + 7) // 8, fs * 6)
+    packed = np.isin(a_type, _PACKED12)
+    need = np.where(packed, (fs * 36 + 7) // 8, fs * 6)
     if (a_size < need).any():
         i = int(np.flatnonzero(a_size < need)[0])
         # A short last packet (recording stopped mid-second) keeps its whole samples.
@@ -206,7 +224,7 @@ def _read_log(
                 f"{need[i]} needed for {fs} samples"
             )
     per_record = np.where(
-        a_type == _ACTIVITY, np.minimum(a_size * 8 // 36, fs), np.minimum(a_size // 6, fs)
+        packed, np.minimum(a_size * 8 // 36, fs), np.minimum(a_size // 6, fs)
     )
     # Duplicate seconds (a clock set back) keep the first record of each second.
     order = np.argsort(a_time, kind="stable")
@@ -220,12 +238,14 @@ def _read_log(
     sample_at = np.concatenate([[0], np.cumsum(per_record)[:-1]])
     for typ, n in {(int(t), int(k)) for t, k in zip(a_type, per_record, strict=True)}:
         sel_all = np.flatnonzero((a_type == typ) & (per_record == n))
-        n_bytes = (n * 36 + 7) // 8 if typ == _ACTIVITY else n * 6
+        n_bytes = (n * 36 + 7) // 8 if typ in _PACKED12 else n * 6
         for lo in range(0, sel_all.size, _RECORDS_PER_STEP):  # bounded memory per step
             sel = sel_all[lo : lo + _RECORDS_PER_STEP]
             payloads = log[(a_off[sel] + 8)[:, None] + np.arange(n_bytes)[None, :]]
             if typ == _ACTIVITY:
                 values = _unpack12_rows(payloads, n).astype(np.int16)
+            elif typ == _ACTIVITY_XYZ12:  # stored X, Y, Z: undo the Y/X swap of _unpack12_rows
+                values = _unpack12_rows(payloads, n)[:, :, [1, 0, 2]].astype(np.int16)
             else:
                 values = np.ascontiguousarray(payloads).view("<i2").reshape(sel.size, n, 3)
             first_row = int(sample_at[sel[0]])
