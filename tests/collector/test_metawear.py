@@ -143,7 +143,7 @@ def test_decoder_scaling_by_range_and_timing() -> None:
     assert float(b2.accel_g[0, 0]) == 1.0
     mma = mw.MetaWearDecoder({"chip": "MMA8452Q"})
     (b3,) = mma.decode(bytes.fromhex("030456fa05f61803"), T_NS)
-    assert b3.accel_g.tolist() == np.float32([[-1.45, -2.555, 0.792]]).tolist()
+    assert b3.accel_g.tolist() == np.asarray([[-1.45, -2.555, 0.792]], np.float32).tolist()
 
 
 @pytest.mark.parametrize(

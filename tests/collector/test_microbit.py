@@ -75,11 +75,11 @@ def test_decode_one_sample_signed_milli_g_and_timing() -> None:
     """int16 LE milli-g, signed (the source's uint16_t is wrong); timed at 1000 / period Hz."""
     dec = mb.MicrobitDecoder({"period_ms": 20})
     (b1,) = dec.decode(bytes.fromhex("f4ff300004fc"), T_NS)
-    assert b1.accel_g.tolist() == np.float32([[-0.012, 0.048, -1.020]]).tolist()
+    assert b1.accel_g.tolist() == np.asarray([[-0.012, 0.048, -1.020]], np.float32).tolist()
     assert (b1.t0_ns, b1.fs_hz) == (T_NS, 50.0)
     (b2,) = dec.decode(mb.encode_sample((1000, -32768, 32767)), T_NS + 20_000_000)
     assert b2.t0_ns == T_NS + 20_000_000
-    assert b2.accel_g.tolist() == np.float32([[1.0, -32.768, 32.767]]).tolist()
+    assert b2.accel_g.tolist() == np.asarray([[1.0, -32.768, 32.767]], np.float32).tolist()
 
 
 @pytest.mark.parametrize("payload", ["", "f4ff3000", "f4ff300004fc00", "f4ff300004fcf4ff300004fc"])

@@ -176,7 +176,7 @@ def test_sequence_counter_gaps_and_duplicates() -> None:
 def test_bad_parameters_name_themselves(kwargs: dict[str, float], name: str) -> None:
     """Invalid parameters raise ValueError naming the parameter."""
     with pytest.raises(ValueError, match=name):
-        SampleClock(**kwargs)
+        SampleClock(**kwargs)  # type: ignore[arg-type]
 
 
 def test_push_rejects_empty_notification() -> None:

@@ -30,7 +30,7 @@ PROFILE_OF_PREFIX = {"polar": "polar_pmd"}
 
 def _profile_name(v: dict[str, Any]) -> str:
     prefix = v["kind"].split("_")[0]
-    return PROFILE_OF_PREFIX.get(prefix, prefix)
+    return str(PROFILE_OF_PREFIX.get(prefix, prefix))
 
 
 def _profile(v: dict[str, Any]) -> Any:
