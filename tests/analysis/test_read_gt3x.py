@@ -151,3 +151,20 @@ def test_agdc_xyz12_records_equal_the_actilife_lsb_export() -> None:
     # Through the public reader the file is refused: its counts need calibration.json.
     with pytest.raises(ReaderError, match="Acceleration Scale 1 is not LSB per g"):
         read_gt3x(NEO / "WRIST_rawLSB_032Hz_test.agdc")
+
+
+def test_agcounts_example_equals_pygt3x_and_gives_actilife_counts() -> None:
+    import sqlite3
+
+    from analysis.counts import actigraph_counts
+
+    rec = read_gt3x(REC / "agcounts_example.gt3x")
+    ref = np.load(REC / "actigraph_link_example_100hz.npz")  # decoded once with pygt3x 0.7.1
+    assert np.array_equal(rec.blocks[0].accel_g, ref["xyz_lsb"] / 256.0)
+    # pygt3x keeps the device's local clock (UTC-05:00); we return UTC.
+    assert rec.blocks[0].t0_ns == round(float(ref["t0_s"]) * NS_PER_S) + 5 * 3600 * NS_PER_S
+    counts = actigraph_counts(rec.blocks[0].accel_g, fs_hz=rec.fs_hz, epoch_s=5)
+    with sqlite3.connect(REC / "actigraph_link_example_5s.agd") as db:
+        actilife = np.array(db.execute("SELECT axis2, axis1, axis3 FROM data ORDER BY dataTimestamp").fetchall())
+    assert counts.shape == actilife.shape == (36, 3)
+    assert np.array_equal(counts, actilife)  # ActiLife 6.13.4, all 36 epochs, X/Y/Z sums 10420/6513/9018
