@@ -70,7 +70,8 @@ def test_analyze_unknown_file_type(tmp_path: Path) -> None:
     other.write_text("hello")
     result = _run("analyze", str(other))
     assert result.returncode == 2
-    assert "unknown file type" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "notes.txt" in result.stderr and "unknown" in result.stderr
 
 
 def test_replay_to_a_server_that_is_not_there_fails_cleanly() -> None:
@@ -80,3 +81,46 @@ def test_replay_to_a_server_that_is_not_there_fails_cleanly() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "127.0.0.1:9" in result.stderr
+
+
+def test_user_add_with_a_bad_database_url_is_one_clear_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "otmon", "user", "add", "--email", "a@b.example", "--password-stdin",
+         "--database-url", "nosuch://x"],
+        input="long enough password\n", capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "otmon: error: bad database URL: Can't load plugin: sqlalchemy.dialects:nosuch"
+    ]
+
+
+def test_user_add_twice_is_refused_and_keeps_the_first(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'otmon.sqlite3'}"
+    args = ["user", "add", "--email", "ot@clinic.example", "--password-stdin", "--database-url", url]
+
+    def add(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "otmon", *args], input=password + "\n",
+                              capture_output=True, text=True, timeout=120)
+
+    first = add("first password")
+    assert first.returncode == 0, first.stderr
+    second = add("second password")
+    assert second.returncode == 2
+    assert "Traceback" not in second.stderr and "ot@clinic.example" in second.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "otmon.sqlite3") as conn:
+        (count,) = conn.execute("SELECT count(*) FROM users").fetchone()
+    assert count == 1
+
+
+def test_user_add_rejects_a_short_password(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "otmon", "user", "add", "--email", "a@b.example", "--password-stdin",
+         "--database-url", f"sqlite:///{tmp_path / 'x.sqlite3'}"],
+        input="short\n", capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "at least 8 characters" in result.stderr
