@@ -15,10 +15,10 @@ description, checked against GGIR's output on real data):
    closest-point least squares: project the corrected points onto the unit sphere,
    regress the projections on the corrected points per axis, update. Two stages:
    (a) unweighted iterations until the coefficients change by < 1e-10; (b) from there,
-   the van Hees / GGIR weighted iterations, ``w = min(1 / distance, 100)`` (`analysis.sphere_fit.MAX_WEIGHT`),
-   stopping when GGIR's residual ``3 · mean(w · resid² / Σw)`` changes by less than
-   1e-10 (`TOLERANCE`), at most 1000 iterations (`MAX_ITERATIONS`), both in
-   `analysis.sphere_fit`.
+   the van Hees / GGIR weighted iterations, ``w = min(1 / distance, 100)``
+   (`MAX_WEIGHT`), stopping when GGIR's residual ``3 · mean(w · resid² / Σw)`` changes
+   by less than 1e-10 (`TOLERANCE`), at most 1000 iterations (`MAX_ITERATIONS`); the
+   constants and the fit live in `analysis.sphere_fit`.
 5. Accept only if the calibration error (mean | ‖mean vector‖ − 1 | over the still windows)
    decreases and ends below 10 mg (`ACCEPT_ERROR_G`). A rejected calibration carries the
    identity correction, so applying it never makes data worse.
