@@ -9,7 +9,10 @@ is the **lower envelope** of (sample index, arrival time):
 - slope: the chord between the lowest bucket minima (the earliest arrival relative to the
   current line in each `bucket_s` bucket) of the first and the last third of a sliding
   `window_s` window: two points of the lower envelope at least a third of the window apart,
-  clamped to nominal ± `max_drift_ppm`, so ±100 ppm crystal drift does not accumulate. A
+  clamped to nominal ± `max_drift_ppm`, so ±100 ppm crystal drift does not accumulate. The
+  nominal rate stands until the chord spans `min_fit_s`: the earliest arrival of a bucket is
+  only known to ~1 period, so a short chord would give a rate hundreds of ppm off, and a
+  rate is what `BlockAssembler` extends over a whole upload block. A
   median of slopes between neighbouring buckets is not enough: connection-event quantisation makes the earliest delay a sawtooth that
   follows the host's clock between the moments a sample lands on a connection event;
 - intercept: the lowest arrival relative to that slope (running minimum; refreshed over the
@@ -89,6 +92,7 @@ class SampleClock:
         window_s: float = 600.0,
         max_drift_ppm: float = 1000.0,
         dup_window_s: float = 0.0003,
+        min_fit_s: float = 120.0,
         seq_modulo: int | None = None,
     ) -> None:
         if not (math.isfinite(nominal_fs_hz) and nominal_fs_hz > 0):
@@ -111,6 +115,7 @@ class SampleClock:
         self._bucket_samples = max(1, round(bucket_s * self.nominal_fs_hz))
         self._n_buckets = max(3, math.ceil(window_s / bucket_s))
         self._dup_ns = dup_window_s * NS_PER_S
+        self._min_fit_samples = min_fit_s * self.nominal_fs_hz
         self._seq_modulo = seq_modulo
         self._base: int | None = None  # arrival of the first notification (int ns); y is relative
         self._c = 0.0  # intercept: time of sample 0 relative to _base, ns
@@ -247,15 +252,17 @@ class SampleClock:
             self._bucket_min = (x, y)
 
     def _refit(self) -> None:
-        """Slope of the chord between the lowest bucket minima of the window's first and last thirds."""
-        pts = self._buckets
+        """Chord slope between the lowest bucket minima of the window's first and last thirds."""
+        pts = list(self._buckets)
         if len(pts) >= 3:
             third = len(pts) // 3
+            p = self._p
             for _ in range(2):  # the lowest points depend on the slope: refine once
-                p = self._p
-                x0, y0 = min(list(pts)[:third], key=lambda q: q[1] - p * q[0])
-                x1, y1 = min(list(pts)[-third:], key=lambda q: q[1] - p * q[0])
-                self._p = min(max((y1 - y0) / (x1 - x0), self._p_lo), self._p_hi)
+                x0, y0 = min(pts[:third], key=lambda q: q[1] - p * q[0])
+                x1, y1 = min(pts[-third:], key=lambda q: q[1] - p * q[0])
+                p = min(max((y1 - y0) / (x1 - x0), self._p_lo), self._p_hi)
+            if x1 - x0 >= self._min_fit_samples:
+                self._p = p
         cands = [y - self._p * x for x, y in pts]
         if self._bucket_min is not None:
             cands.append(self._bucket_min[1] - self._p * self._bucket_min[0])

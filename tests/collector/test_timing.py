@@ -102,7 +102,7 @@ def test_eight_hours_drift_jitter_stalls_drops_duplicates(ppm: float, seed: int)
     clock = SampleClock(FS_HZ)
     errors, n_dup = run(sim, clock)
     worst_periods = float(np.abs(errors).max() / sim.period_ns)
-    # Measured: worst 1.28 periods (+100 ppm) / 1.50 (-100 ppm), in the first 5 minutes
+    # Measured: worst 0.94 periods (+100 ppm) / 1.50 (-100 ppm), in the first 5 minutes
     # (before the fit window fills); 0.40 / 0.44 periods after the first 10-minute window.
     assert worst_periods < 2.0
     settled = sim.arrival_ns - T0_NS > 600e9
