@@ -153,45 +153,47 @@ def pow2_to_30hz(x: F64, fs_hz: int) -> F64:
     return interpolate_256_to_30hz(taso_lowpass(upsample_to_256hz(x, fs_hz)))
 
 
+#: The resampling low-pass is run as its impulse response, cut where it falls below this
+#: fraction of its first tap: |β| ≤ 0.313, so the cut tail sums to < 1e-20 of the signal, far
+#: below float64 rounding, and the FIR equals the recursion to rounding.
+_LPF_TAIL_CUT = 1e-20
+
+
 class IntegerRatioResampler:
     """ActiGraph's resampler for 30–100 Hz: zero-stuff by L, one-pole low-pass, keep every M-th.
 
     The low-pass at L·fs is y[k] = c·(u[k] + u[k−1]) + β·y[k−1] with c = L·π/(π + 2L) and
-    β = −(π − 2L)/(π + 2L), started from rest (methods.md §1.5). It is applied only when
-    fs ∉ {30, 60, 90}. Because u is zero except at k = L·m (u[L·m] = x[m]), the filter is
-    evaluated at the input rate: Y_m = y[L·m] obeys Y_m = c·x[m] + c·β^(L−1)·x[m−1] + β^L·Y_(m−1),
-    and y[L·m + r] = β^r·Y_m + c·β^(r−1)·x[m] for 0 < r < L. Output j is y[j·M].
+    β = −(π − 2L)/(π + 2L), started from rest (methods.md §1.5); it is applied only when
+    fs ∉ {30, 60, 90}. Its impulse response is h[0] = c, h[i] = c·(1 + β)·β^(i−1); cut at
+    `_LPF_TAIL_CUT` it is applied as a polyphase FIR (`scipy.signal.upfirdn`), which computes
+    only the kept samples instead of all L·fs of them.
 
     `process` takes consecutive chunks whose lengths (except the last) are multiples of M and
-    carries the filter state, so chunked and whole-array results are the same.
+    carries the last input samples across, so chunked and whole-array results are the same.
     """
 
     def __init__(self, n_axes: int, fs_hz: int) -> None:
         self.up, self.down = RESAMPLE_FACTORS[fs_hz]
         up = self.up
-        self.c = up * np.pi / (np.pi + 2 * up)
-        self.beta = -(np.pi - 2 * up) / (np.pi + 2 * up)
-        self.num = np.array([self.c, self.c * self.beta ** (up - 1)])
-        self.den = np.array([1.0, -(self.beta**up)])
-        self.state = np.zeros((n_axes, 1))  # at rest before the first sample
-        # One period of kept positions: k = j·M for j < L covers L·M positions at L·fs.
-        k = np.arange(0, up * self.down, self.down)
-        self.m_period, r = np.divmod(k, up)
-        rf = r.astype(np.float64)
-        self.on_input = r == 0
-        self.w_y = np.where(self.on_input, 1.0, self.beta**rf)
-        self.w_x = np.where(self.on_input, 0.0, self.c * self.beta ** (rf - 1))
+        c = up * np.pi / (np.pi + 2 * up)
+        beta = -(np.pi - 2 * up) / (np.pi + 2 * up)
+        n_taps = 1 + int(np.ceil(np.log(_LPF_TAIL_CUT) / np.log(abs(beta)))) if up > 1 else 1
+        self.taps = np.concatenate([[c], c * (1 + beta) * beta ** np.arange(n_taps - 1)])
+        # Input history that the FIR needs, rounded up to whole periods of M (keeps the phase).
+        need = -(-self.taps.size // up)
+        self.hist_n = -(-need // self.down) * self.down
+        self.hist = np.zeros((n_axes, self.hist_n))  # at rest before the first sample
 
     def process(self, x: F64) -> F64:
         """Resample one chunk, shape (n_axes, n) at fs → (n_axes, ceil(n·L/M)) at 30 Hz."""
         if self.up == 1:
             return x[:, :: self.down]
-        y_at_inputs, self.state = signal.lfilter(self.num, self.den, x, axis=1, zi=self.state)
+        xin = np.concatenate([self.hist, x], axis=1)
+        self.hist = xin[:, -self.hist_n :]
+        y = signal.upfirdn(self.taps, xin, up=self.up, down=self.down, axis=1)
+        skip = self.hist_n * self.up // self.down
         n_out = -(-x.shape[1] * self.up // self.down)
-        periods = -(-n_out // self.up)
-        m = (self.m_period[None, :] + self.down * np.arange(periods)[:, None]).ravel()[:n_out]
-        phase = np.tile(np.arange(self.up), periods)[:n_out]
-        return np.asarray(y_at_inputs[:, m] * self.w_y[phase] + x[:, m] * self.w_x[phase])
+        return np.ascontiguousarray(y[:, skip : skip + n_out])
 
 
 def integer_ratio_to_30hz(x: F64, fs_hz: int) -> F64:

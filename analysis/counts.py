@@ -26,6 +26,7 @@ inputs. The one-pole resampling low-pass is evaluated at the input rate (see
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 from typing import Any
 
@@ -54,9 +55,14 @@ _PER_10HZ = 3
 #: Count thresholds per 30 Hz sample in normal (non-LFE) mode (methods.md §1.5, "Step 4").
 _MIN_COUNT = 4
 _MAX_COUNT = 128
-#: About 1 MB of float64 per chunk and axis: large enough to amortise per-call overhead,
-#: small enough to stay in cache between the passes over a chunk.
-_CHUNK_30HZ = 1 << 16
+#: 30 Hz samples per chunk (≈ 1.3 MB of float64 input for 3 axes at 100 Hz): large enough
+#: to amortise per-call overhead, small enough to stay in cache between the passes over a
+#: chunk (measured: 16k beats 4k and 64k by 20–30 % in CPU time).
+_CHUNK_30HZ = 1 << 14
+#: Warm-up before each parallel range (see `actigraph_counts` Notes) and the least work per
+#: thread worth a thread.
+_WARMUP_S = 120
+_MIN_S_PER_WORKER = 600
 
 
 def _check_fs(fs_hz: Any) -> int:
@@ -162,7 +168,7 @@ class _CountChain:
 
 
 def actigraph_counts(
-    accel_g: NDArray[Any], *, fs_hz: float, epoch_s: int = 60
+    accel_g: NDArray[Any], *, fs_hz: float, epoch_s: int = 60, workers: int = 1
 ) -> NDArray[np.int64]:
     """ActiGraph activity counts per epoch and axis (Neishabouri et al. 2022; ActiLife-exact).
 
@@ -176,6 +182,9 @@ def actigraph_counts(
         power-of-two rates 32, 64, 128, 256 (ActiGraph's 256 Hz resampling path).
     epoch_s : int, default 60
         Epoch length in whole seconds (ActiLife uses 1, 5, 10, 15, 30, 60 …).
+    workers : int, default 1
+        Threads for the 30–100 Hz path (an extension of the contract). Each thread counts a
+        contiguous range of epochs, at least 10 min long; the power-of-two path always uses one.
 
     Returns
     -------
@@ -199,6 +208,12 @@ def actigraph_counts(
     implemented. Differences from ActiLife are at most floating-point rounding of values that
     land exactly on an integer threshold (none seen on the reference recordings).
 
+    With ``workers > 1`` each range after the first starts 2 min early and discards that
+    warm-up: the resampling low-pass forgets its start by a factor |β|³ ≈ 0.03 per input sample
+    and the band-pass by its slowest pole, 0.963 per 30 Hz sample (0.963^3600 < 1e-58), so the
+    states at the range start equal the sequential ones to floating-point rounding, and so do
+    the counts.
+
     Examples
     --------
     >>> still = np.tile([0.0, 0.0, 1.0], (30 * 120, 1))
@@ -209,6 +224,8 @@ def actigraph_counts(
     fs = _check_fs(fs_hz)
     epoch = _check_epoch(epoch_s)
     arr = _check_accel(accel_g)
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
     chain = _CountChain(3, epoch)
     if fs in _f.POW2_RATES_HZ:
         x30 = _f.pow2_to_30hz(_finite_f64(arr.T), fs)
@@ -216,14 +233,37 @@ def actigraph_counts(
         if k == 0:
             return np.zeros((0, 3), dtype=np.int64)
         return chain.epochs_from_mg(np.rint(x30[:, : k * chain.per_epoch] * _f.MG_PER_G))
+    n_epochs = (-(-arr.shape[0] * _f.RESAMPLE_FACTORS[fs][0] // _f.RESAMPLE_FACTORS[fs][1])) // (
+        chain.per_epoch
+    )
+    n_parts = max(1, min(workers, n_epochs // max(1, _MIN_S_PER_WORKER // epoch)))
+    if n_parts == 1:
+        return _integer_path(arr, fs, epoch, 0, n_epochs, 0)
+    # Parallel: contiguous epoch ranges, each (but the first) started a warm-up earlier so that
+    # its filter states have forgotten their start (see the Notes); lfilter and the NumPy
+    # passes release the GIL, so threads share the work.
+    warm = -(-_WARMUP_S // epoch)
+    bounds = [i * n_epochs // n_parts for i in range(n_parts + 1)]
+    with ThreadPoolExecutor(max_workers=n_parts) as pool:
+        parts = pool.map(
+            lambda i: _integer_path(arr, fs, epoch, bounds[i], bounds[i + 1], warm), range(n_parts)
+        )
+        return np.concatenate(list(parts))
+
+
+def _integer_path(
+    arr: NDArray[Any], fs: int, epoch: int, e_start: int, e_stop: int, warmup_epochs: int
+) -> NDArray[np.int64]:
+    """Counts of epochs [e_start, e_stop) on the 30–100 Hz path, chunk by chunk."""
+    chain = _CountChain(3, epoch)
     up, down = _f.RESAMPLE_FACTORS[fs]
     in_per_epoch = fs * epoch  # maps to exactly 30·epoch_s samples (fs·epoch_s·L/M = 30·epoch_s)
-    n_epochs = (-(-arr.shape[0] * up // down)) // chain.per_epoch
-    out = np.empty((n_epochs, 3), dtype=np.int64)
+    e_first = max(0, e_start - warmup_epochs)
+    out = np.empty((e_stop - e_first, 3), dtype=np.int64)
     epochs_per_chunk = max(1, _CHUNK_30HZ // chain.per_epoch)
     resampler = _f.IntegerRatioResampler(3, fs)
-    for e0 in range(0, n_epochs, epochs_per_chunk):
-        e1 = min(n_epochs, e0 + epochs_per_chunk)
+    for e0 in range(e_first, e_stop, epochs_per_chunk):
+        e1 = min(e_stop, e0 + epochs_per_chunk)
         chunk = arr[e0 * in_per_epoch : e1 * in_per_epoch].T
         if up == 1 and down == 1:  # 30 Hz: scale to mg straight from the caller's layout
             x_mg = np.multiply(chunk, _f.MG_PER_G, dtype=np.float64, order="C")
@@ -232,8 +272,8 @@ def actigraph_counts(
             x30 = resampler.process(_finite_f64(chunk, e0 * in_per_epoch))
             x_mg = np.multiply(x30[:, : (e1 - e0) * chain.per_epoch], _f.MG_PER_G)
         np.rint(x_mg, out=x_mg)  # round to 3 decimals of g (methods.md §1.5, "Step 1")
-        out[e0:e1] = chain.epochs_from_mg(x_mg)
-    return out
+        out[e0 - e_first : e1 - e_first] = chain.epochs_from_mg(x_mg)
+    return out[e_start - e_first :]
 
 
 def _check_finite(x: NDArray[np.float64], first_sample: int) -> None:

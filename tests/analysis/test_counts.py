@@ -73,6 +73,7 @@ def test_calibration_30hz_1s_equals_actilife_every_epoch() -> None:
     assert len(actilife) == 74_679  # ActiLife holds 25 more epochs beyond the raw data
     _assert_every_epoch(ours, actilife[: len(ours)])
     assert ours.sum(axis=0).tolist() == [758279, 622848, 902153]
+    assert np.array_equal(actigraph_counts(accel_g, fs_hz=30, epoch_s=1, workers=2), ours)
     # 60-s epochs are sums of 1-s epochs exactly (the floors sit below the epoch sum)
     ours60 = actigraph_counts(accel_g, fs_hz=30, epoch_s=60)
     n = len(ours60) * 60
@@ -154,6 +155,19 @@ def movement_1920hz() -> tuple[np.ndarray, int]:
     return base, int(
         actigraph_counts(signal.decimate(base, 64, ftype="fir", axis=0), fs_hz=30).sum()
     )
+
+
+def test_parallel_ranges_equal_sequential(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _movement(100, 900)
+    whole = actigraph_counts(x, fs_hz=100, epoch_s=1)
+    monkeypatch.setattr(counts_mod, "_MIN_S_PER_WORKER", 60)  # 15 min → 3 ranges of 5 min
+    assert np.array_equal(actigraph_counts(x, fs_hz=100, epoch_s=1, workers=3), whole)
+    # 7-s epochs in 2 ranges are sums of the 1-s epochs
+    by7 = actigraph_counts(x, fs_hz=100, epoch_s=7, workers=2)
+    assert np.array_equal(by7, whole[: len(by7) * 7].reshape(-1, 7, 3).sum(axis=1))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers must be an integer"):
+            actigraph_counts(x, fs_hz=100, workers=bad)
 
 
 @pytest.mark.parametrize("fs_hz", [40, 50, 60, 70, 80, 90, 100, 32, 64, 128, 256])
