@@ -44,6 +44,8 @@ class SessionResult:
     n_blocks: int = 0
     gaps: list[Gap] = field(default_factory=list)
     stopped_by: str = ""  # "request" | "disconnect" | "device"
+    first_sample_ns: int | None = None  # UTC of the first sample delivered
+    end_ns: int | None = None  # predicted UTC of the sample after the last one delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +93,26 @@ def decode_capture(path: str | Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) 
     profile = devices.get(capture.profile)
     stream = _StreamDecoder(profile.decoder(capture.settings), max_samples)
     blocks: list[SampleBlock] = []
+    n_notifications = n_errors = 0
+    gaps: list[Gap] = []
     for event in capture.events:
+        if event.kind == "connect" and stream.n_notifications:
+            # A reconnect: the live path starts a fresh decoder (new clock anchor) and its own
+            # blocks for every connection, so the offline decode does too.
+            blocks += stream.assembler.flush()
+            n_notifications += stream.n_notifications
+            n_errors += stream.n_decode_errors
+            gaps += stream.assembler.gaps
+            stream = _StreamDecoder(profile.decoder(capture.settings), max_samples)
         if event.kind == "notify" and event.char == profile.data_uuid:
             blocks += stream.feed(event.data, event.t_ns)
     blocks += stream.assembler.flush()
     return DecodedCapture(
         capture.header,
         blocks,
-        stream.n_notifications,
-        stream.n_decode_errors,
-        list(stream.assembler.gaps),
+        n_notifications + stream.n_notifications,
+        n_errors + stream.n_decode_errors,
+        gaps + list(stream.assembler.gaps),
     )
 
 
@@ -131,8 +143,10 @@ class Session:
             u: asyncio.Queue() for u in profile.control_uuids
         }
         self._disconnected = False
+        self._finished = False
         self._stopped_by = ""
         self._stream: _StreamDecoder | None = None
+        self.settings: dict[str, Any] = {}  # negotiated, once started
 
     # --- ControlLink, used by the profile -------------------------------------------------
     async def write(self, char_uuid: str, data: bytes) -> None:
@@ -179,10 +193,15 @@ class Session:
         """Ask the session to stop streaming and return."""
         self._end("request")
 
+    @property
+    def link_lost(self) -> bool:
+        """True once the device disconnected during this session."""
+        return self._disconnected
+
     def on_disconnected(self) -> None:
         """Tell the session that the device disconnected (bleak's disconnected callback)."""
-        if self._disconnected:
-            return
+        if self._disconnected or self._finished:
+            return  # bleak also calls back after our own disconnect at the end
         self._disconnected = True
         self._record("disconnect", self.profile.service_uuids[0])
         for q in self._control.values():
@@ -198,15 +217,25 @@ class Session:
     async def _deliver(self, block: SampleBlock, result: SessionResult) -> None:
         result.n_blocks += 1
         result.n_samples += block.n_samples
+        if result.first_sample_ns is None:
+            result.first_sample_ns = block.t0_ns
+        result.end_ns = block.end_ns
         await self.sink(block)
 
     async def run(self) -> SessionResult:
         """Run until stopped, the device stops, or it disconnects; return the counts."""
+        try:
+            return await self._run()
+        finally:
+            self._finished = True  # later disconnect callbacks are our own disconnect
+
+    async def _run(self) -> SessionResult:
         t_connect = self._record("connect", self.profile.service_uuids[0])
         for uuid in self.profile.control_uuids:
             await self.client.start_notify(uuid, self._on_control)
         await self.client.start_notify(self.profile.data_uuid, self._on_data)
         settings = await self.profile.start(self, self.requested)
+        self.settings = settings
         result = SessionResult(settings=settings)
         if self.capture is not None and self.capture.header is None:
             device = {"address": self.client.address, "name": _client_name(self.client)}
