@@ -1,4 +1,6 @@
-"""Live path: scan, connect and run sessions with the unmodified bleak API; reconnect after drops.
+"""Live path: scan, connect and run a session with the unmodified bleak API.
+
+Reconnecting after drops: `collector.reconnect.run_collection`.
 
 The backend classes are injectable (`backend=` / `scanner_backend=`; None = the platform's),
 which is how replay and tests drive this same code without Bluetooth hardware.
@@ -6,12 +8,10 @@ which is how replay and tests drive this same code without Bluetooth hardware.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bleak import BleakClient, BleakScanner
@@ -20,7 +20,8 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
 
-from collector.assembly import DEFAULT_MAX_SAMPLES, Gap
+from collector import devices
+from collector.assembly import DEFAULT_MAX_SAMPLES
 from collector.capture import CaptureWriter
 from collector.devices.base import DeviceProfile
 from collector.errors import (
@@ -29,7 +30,6 @@ from collector.errors import (
     DeviceNotFoundError,
     ProtocolError,
 )
-from collector.reconnect import Backoff, LinkLog, LinkState
 from collector.session import Clock, Session, SessionResult, Sink
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,11 @@ def _translate(exc: BaseException, doing: str) -> CollectorError:
     if isinstance(exc, FileNotFoundError | PermissionError | ConnectionRefusedError) or (
         type(exc).__module__.startswith("dbus_fast")
     ):
-        return BluetoothUnavailableError(f"Bluetooth is not available ({doing}): {text}")
+        # bleak on Linux talks to BlueZ over the D-Bus system bus; no socket = no BlueZ.
+        return BluetoothUnavailableError(
+            f"Bluetooth is not available ({doing}): no Bluetooth adapter or BlueZ service "
+            f"reachable over D-Bus ({text})"
+        )
     if isinstance(exc, BleakError) and any(h in text.lower() for h in _UNAVAILABLE_HINTS):
         return BluetoothUnavailableError(f"Bluetooth is not available ({doing}): {text}")
     return ProtocolError(f"BLE error while {doing}: {text}")
@@ -102,6 +106,98 @@ async def find_device(
         what = name or address or profile.name
         raise DeviceNotFoundError(f"no {what} device found within {timeout_s} s")
     return device
+
+
+@dataclass(frozen=True, slots=True)
+class FoundDevice:
+    """An advertising device that a registered profile recognises."""
+
+    name: str | None
+    address: str
+    profile: str
+    rssi: int | None
+    device: BLEDevice
+
+
+def profile_for(
+    advertisement: AdvertisementData, profiles: list[DeviceProfile] | None = None
+) -> DeviceProfile | None:
+    """The first profile (registry order) whose `matches` accepts `advertisement`."""
+    for profile in profiles if profiles is not None else list(devices.PROFILES.values()):
+        if profile.matches(advertisement):
+            return profile
+    return None
+
+
+async def scan_supported(
+    timeout_s: float = SCAN_TIMEOUT_S,
+    *,
+    scanner_backend: type[BaseBleakScanner] | None = None,
+    **backend_kwargs: Any,
+) -> list[FoundDevice]:
+    """Scan for `timeout_s` and return the supported devices, strongest signal first.
+
+    Raises:
+        BluetoothUnavailableError: no adapter or BLE stack.
+    """
+    if scanner_backend is not None:
+        backend_kwargs["backend"] = scanner_backend
+    try:
+        seen = await BleakScanner.discover(timeout=timeout_s, return_adv=True, **backend_kwargs)
+    except Exception as exc:
+        if isinstance(exc, BleakError | OSError) or type(exc).__module__.startswith("dbus_fast"):
+            raise _translate(exc, "scanning") from exc
+        raise
+    found = []
+    for device, adv in seen.values():
+        profile = profile_for(adv)
+        if profile is not None:
+            name = adv.local_name or device.name
+            found.append(FoundDevice(name, device.address, profile.name, adv.rssi, device))
+    return sorted(found, key=lambda f: -(f.rssi if f.rssi is not None else -999))
+
+
+async def find_supported_device(
+    address: str | None = None,
+    profile_name: str | None = None,
+    *,
+    timeout_s: float = SCAN_TIMEOUT_S,
+    scanner_backend: type[BaseBleakScanner] | None = None,
+    **backend_kwargs: Any,
+) -> tuple[BLEDevice, DeviceProfile]:
+    """Find `address` (or, if None, the first supported device) and the profile that fits it.
+
+    Raises:
+        UnknownProfileError: `profile_name` is not registered.
+        DeviceNotFoundError: nothing matched within `timeout_s`.
+        BluetoothUnavailableError: no adapter or BLE stack.
+    """
+    profiles = [devices.get(profile_name)] if profile_name else list(devices.PROFILES.values())
+    matched: dict[str, DeviceProfile] = {}
+
+    def wanted(device: BLEDevice, adv: AdvertisementData) -> bool:
+        if address is not None and device.address.lower() != address.lower():
+            return False
+        profile = profile_for(adv, profiles)
+        if profile is not None:
+            matched[device.address] = profile
+        return profile is not None
+
+    if scanner_backend is not None:
+        backend_kwargs["backend"] = scanner_backend
+    try:
+        device = await BleakScanner.find_device_by_filter(
+            wanted, timeout=timeout_s, **backend_kwargs
+        )
+    except Exception as exc:
+        if isinstance(exc, BleakError | OSError) or type(exc).__module__.startswith("dbus_fast"):
+            raise _translate(exc, "scanning") from exc
+        raise
+    if device is None:
+        kinds = profile_name or "supported"
+        what = f"device {address}" if address else f"{kinds} device"
+        raise DeviceNotFoundError(f"no {what} found within {timeout_s} s")
+    return device, matched[device.address]
 
 
 async def run_session(
@@ -194,185 +290,3 @@ async def collect(
         on_session=on_session,
         **backend_kwargs,
     )
-
-
-class CollectionControl:
-    """Handle on a running `run_collection`: `request_stop()` ends it from anywhere."""
-
-    def __init__(self) -> None:
-        self.session: Session | None = None
-        self._stop = asyncio.Event()
-
-    @property
-    def stop_requested(self) -> bool:
-        """True once `request_stop()` was called."""
-        return self._stop.is_set()
-
-    def request_stop(self) -> None:
-        """Stop the current session (stop command, flush) and do not reconnect."""
-        self._stop.set()
-        if self.session is not None:
-            self.session.request_stop()
-
-    async def sleep(self, delay_s: float) -> None:
-        """Sleep `delay_s`, or less if a stop is requested meanwhile."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), delay_s)
-        except TimeoutError:
-            pass
-
-
-@dataclass(slots=True)
-class CollectionResult:
-    """What a collection with reconnects did: one SessionResult per connection."""
-
-    sessions: list[SessionResult] = field(default_factory=list)
-    link_gaps: list[Gap] = field(default_factory=list)  # last sample before a drop -> first after
-    stopped_by: str = ""  # "request" | "device" | "gave up"
-
-    @property
-    def n_samples(self) -> int:
-        """Samples delivered over all connections."""
-        return sum(s.n_samples for s in self.sessions)
-
-    @property
-    def n_blocks(self) -> int:
-        """Blocks delivered over all connections."""
-        return sum(s.n_blocks for s in self.sessions)
-
-    @property
-    def n_decode_errors(self) -> int:
-        """Undecodable notifications over all connections."""
-        return sum(s.n_decode_errors for s in self.sessions)
-
-    @property
-    def n_notifications(self) -> int:
-        """Data notifications over all connections."""
-        return sum(s.n_notifications for s in self.sessions)
-
-
-def _link_gaps(sessions: list[SessionResult]) -> list[Gap]:
-    """Gap (predicted next sample time, missing time) across each drop with samples on both sides."""
-    gaps: list[Gap] = []
-    last: SessionResult | None = None
-    for s in sessions:
-        if s.first_sample_ns is None or s.end_ns is None:
-            continue
-        if last is not None and last.end_ns is not None:
-            gaps.append(Gap(last.end_ns, s.first_sample_ns - last.end_ns))
-        last = s
-    return gaps
-
-
-async def run_collection(
-    device: BLEDevice | str,
-    profile: DeviceProfile,
-    requested: Mapping[str, Any],
-    sink: Sink,
-    *,
-    backoff: Backoff | None = None,
-    control: CollectionControl | None = None,
-    clock: Clock = time.time_ns,
-    capture: CaptureWriter | None = None,
-    backend: type[BaseBleakClient] | None = None,
-    on_session: Callable[[Session, BleakClient], None] | None = None,
-    max_samples: int = DEFAULT_MAX_SAMPLES,
-    rng: random.Random | None = None,
-    link_log: LinkLog | None = None,
-    connect_timeout_s: float = CONNECT_TIMEOUT_S,
-    **backend_kwargs: Any,
-) -> CollectionResult:
-    """Stream from `device` until stopped; after an unsolicited drop reconnect with backoff.
-
-    Each connection subscribes, negotiates and starts again, with a fresh decoder (new clock
-    anchor) and its own blocks; the time lost between connections is in `link_gaps`.
-
-    Raises:
-        BluetoothUnavailableError: no adapter or BLE stack (never retried).
-        ProtocolError: the device refused a command, or no connection ever succeeded and
-            the backoff gave up.
-    """
-    backoff = backoff or Backoff()
-    control = control or CollectionControl()
-    rng = rng or random.Random()
-    address = device.address if isinstance(device, BLEDevice) else device
-    link = link_log or LinkLog(name=address)
-    result = CollectionResult()
-    attempt = 0  # failed attempts since the last connection that streamed
-    while not control.stop_requested:
-        link.set(LinkState.CONNECTING, f"attempt {attempt + 1}" if attempt else "")
-        current: list[Session] = []
-        watchers: list[asyncio.Task[None]] = []
-
-        def connected(
-            session: Session,
-            client: BleakClient,
-            current: list[Session] = current,
-            watchers: list[asyncio.Task[None]] = watchers,
-        ) -> None:
-            current.append(session)
-            control.session = session
-            link.set(LinkState.CONNECTED, f"MTU {client.mtu_size}")
-            watchers.append(asyncio.get_running_loop().create_task(_log_streaming(session, link)))
-            if control.stop_requested:
-                session.request_stop()
-            if on_session is not None:
-                on_session(session, client)
-
-        failure: ProtocolError | None = None
-        try:
-            session_result = await run_session(
-                device,
-                profile,
-                requested,
-                sink,
-                clock=clock,
-                capture=capture,
-                backend=backend,
-                on_session=connected,
-                max_samples=max_samples,
-                connect_timeout_s=connect_timeout_s,
-                **backend_kwargs,
-            )
-        except BluetoothUnavailableError as exc:
-            link.set(LinkState.GAVE_UP, str(exc))
-            raise
-        except ProtocolError as exc:
-            if current and not current[0].link_lost:  # connected, and the device said no
-                link.set(LinkState.GAVE_UP, str(exc))
-                raise
-            failure = exc
-            link.set(LinkState.LINK_LOST, str(exc))
-        else:
-            result.sessions.append(session_result)
-            if session_result.stopped_by != "disconnect":
-                result.stopped_by = session_result.stopped_by
-                break
-            attempt = 0 if session_result.n_notifications else attempt
-            link.set(LinkState.LINK_LOST, f"after {session_result.n_samples} samples")
-        finally:
-            control.session = None
-            for task in watchers:
-                task.cancel()
-        attempt += 1
-        if backoff.gives_up(attempt):
-            link.set(LinkState.GAVE_UP, f"after {attempt - 1} reconnect attempts")
-            if failure is not None and not result.sessions:
-                raise failure
-            result.stopped_by = "gave up"
-            break
-        delay_s = backoff.delay_s(attempt, rng)
-        link.set(LinkState.RETRYING, f"retrying in {delay_s:.1f} s")
-        await control.sleep(delay_s)
-    if not result.stopped_by:
-        result.stopped_by = "request"
-    if result.stopped_by != "gave up":
-        link.set(LinkState.STOPPED, result.stopped_by)
-    result.link_gaps = _link_gaps(result.sessions)
-    return result
-
-
-async def _log_streaming(session: Session, link: LinkLog) -> None:
-    await session.started.wait()
-    rate = session.settings.get("sample_rate_hz") if session.settings else None
-    link.set(LinkState.STREAMING, f"{rate} Hz" if rate else "")

@@ -1,4 +1,4 @@
-"""Reconnect policy (exponential backoff with jitter) and the link state log.
+"""Live collection that survives drops: backoff policy, link state log, `run_collection`.
 
 Why not bleak-retry-connector (4.7.1, which does accept bleak>=3.0.2): it retries one
 `establish_connection` a few times, not a long-lived stream after an unsolicited drop, and on
@@ -9,11 +9,25 @@ backoff loop of a dozen lines does what the collector needs on every backend.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from bleak import BleakClient
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+
+from collector.assembly import DEFAULT_MAX_SAMPLES, Gap
+from collector.ble import CONNECT_TIMEOUT_S, run_session
+from collector.capture import CaptureWriter
+from collector.devices.base import DeviceProfile
+from collector.errors import BluetoothUnavailableError, ProtocolError
+from collector.session import Clock, Session, SessionResult, Sink
 
 log = logging.getLogger("collector.link")
 
@@ -89,4 +103,193 @@ class LinkLog:
             self.on_change(state, detail)
 
 
-__all__ = ["Backoff", "LinkLog", "LinkState"]
+class CollectionControl:
+    """Handle on a running `run_collection`: `request_stop()` ends it from anywhere."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once `request_stop()` was called."""
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Stop the current session (stop command, flush) and do not reconnect."""
+        self._stop.set()
+        if self.session is not None:
+            self.session.request_stop()
+
+    async def sleep(self, delay_s: float) -> None:
+        """Sleep `delay_s`, or less if a stop is requested meanwhile."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay_s)
+        except TimeoutError:
+            pass
+
+
+@dataclass(slots=True)
+class CollectionResult:
+    """What a collection with reconnects did: one SessionResult per connection."""
+
+    sessions: list[SessionResult] = field(default_factory=list)
+    link_gaps: list[Gap] = field(default_factory=list)  # last sample before a drop -> first after
+    stopped_by: str = ""  # "request" | "device" | "gave up"
+
+    @property
+    def n_samples(self) -> int:
+        """Samples delivered over all connections."""
+        return sum(s.n_samples for s in self.sessions)
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks delivered over all connections."""
+        return sum(s.n_blocks for s in self.sessions)
+
+    @property
+    def n_decode_errors(self) -> int:
+        """Undecodable notifications over all connections."""
+        return sum(s.n_decode_errors for s in self.sessions)
+
+    @property
+    def n_notifications(self) -> int:
+        """Data notifications over all connections."""
+        return sum(s.n_notifications for s in self.sessions)
+
+
+def _link_gaps(sessions: list[SessionResult]) -> list[Gap]:
+    """Gap (predicted next sample time, missing time) across each drop with samples on both sides."""
+    gaps: list[Gap] = []
+    last: SessionResult | None = None
+    for s in sessions:
+        if s.first_sample_ns is None or s.end_ns is None:
+            continue
+        if last is not None and last.end_ns is not None:
+            gaps.append(Gap(last.end_ns, s.first_sample_ns - last.end_ns))
+        last = s
+    return gaps
+
+
+async def run_collection(
+    device: BLEDevice | str,
+    profile: DeviceProfile,
+    requested: Mapping[str, Any],
+    sink: Sink,
+    *,
+    backoff: Backoff | None = None,
+    control: CollectionControl | None = None,
+    clock: Clock = time.time_ns,
+    capture: CaptureWriter | None = None,
+    backend: type[BaseBleakClient] | None = None,
+    on_session: Callable[[Session, BleakClient], None] | None = None,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    rng: random.Random | None = None,
+    link_log: LinkLog | None = None,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    **backend_kwargs: Any,
+) -> CollectionResult:
+    """Stream from `device` until stopped; after an unsolicited drop reconnect with backoff.
+
+    Each connection subscribes, negotiates and starts again, with a fresh decoder (new clock
+    anchor) and its own blocks; the time lost between connections is in `link_gaps`.
+
+    Raises:
+        BluetoothUnavailableError: no adapter or BLE stack (never retried).
+        ProtocolError: the device refused a command, or no connection ever succeeded and
+            the backoff gave up.
+    """
+    backoff = backoff or Backoff()
+    control = control or CollectionControl()
+    rng = rng or random.Random()
+    address = device.address if isinstance(device, BLEDevice) else device
+    link = link_log or LinkLog(name=address)
+    result = CollectionResult()
+    attempt = 0  # failed attempts since the last connection that streamed
+    while not control.stop_requested:
+        link.set(LinkState.CONNECTING, f"attempt {attempt + 1}" if attempt else "")
+        current: list[Session] = []
+        watchers: list[asyncio.Task[None]] = []
+
+        def connected(
+            session: Session,
+            client: BleakClient,
+            current: list[Session] = current,
+            watchers: list[asyncio.Task[None]] = watchers,
+        ) -> None:
+            current.append(session)
+            control.session = session
+            link.set(LinkState.CONNECTED, f"MTU {client.mtu_size}")
+            watchers.append(asyncio.get_running_loop().create_task(_log_streaming(session, link)))
+            if control.stop_requested:
+                session.request_stop()
+            if on_session is not None:
+                on_session(session, client)
+
+        failure: ProtocolError | None = None
+        try:
+            session_result = await run_session(
+                device,
+                profile,
+                requested,
+                sink,
+                clock=clock,
+                capture=capture,
+                backend=backend,
+                on_session=connected,
+                max_samples=max_samples,
+                connect_timeout_s=connect_timeout_s,
+                **backend_kwargs,
+            )
+        except BluetoothUnavailableError as exc:
+            link.set(LinkState.GAVE_UP, str(exc))
+            raise
+        except ProtocolError as exc:
+            if current and not current[0].link_lost:  # connected, and the device said no
+                link.set(LinkState.GAVE_UP, str(exc))
+                raise
+            failure = exc
+            link.set(LinkState.LINK_LOST, str(exc))
+        else:
+            result.sessions.append(session_result)
+            if session_result.stopped_by != "disconnect":
+                result.stopped_by = session_result.stopped_by
+                break
+            attempt = 0 if session_result.n_notifications else attempt
+            link.set(LinkState.LINK_LOST, f"after {session_result.n_samples} samples")
+        finally:
+            control.session = None
+            for task in watchers:
+                task.cancel()
+        attempt += 1
+        if backoff.gives_up(attempt):
+            link.set(LinkState.GAVE_UP, f"after {attempt - 1} reconnect attempts")
+            if failure is not None and not result.sessions:
+                raise failure
+            result.stopped_by = "gave up"
+            break
+        delay_s = backoff.delay_s(attempt, rng)
+        link.set(LinkState.RETRYING, f"retrying in {delay_s:.1f} s")
+        await control.sleep(delay_s)
+    if not result.stopped_by:
+        result.stopped_by = "request"
+    if result.stopped_by != "gave up":
+        link.set(LinkState.STOPPED, result.stopped_by)
+    result.link_gaps = _link_gaps(result.sessions)
+    return result
+
+
+async def _log_streaming(session: Session, link: LinkLog) -> None:
+    await session.started.wait()
+    rate = session.settings.get("sample_rate_hz") if session.settings else None
+    link.set(LinkState.STREAMING, f"{rate} Hz" if rate else "")
+
+
+__all__ = [
+    "Backoff",
+    "CollectionControl",
+    "CollectionResult",
+    "LinkLog",
+    "LinkState",
+    "run_collection",
+]

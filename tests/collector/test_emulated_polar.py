@@ -19,7 +19,14 @@ from analysis.samples import SampleBlock
 from collector import ble
 from collector.devices import polar_pmd as pmd
 from collector.errors import ProtocolError
-from collector.reconnect import Backoff, LinkLog, LinkState
+from collector.reconnect import (
+    Backoff,
+    CollectionControl,
+    CollectionResult,
+    LinkLog,
+    LinkState,
+    run_collection,
+)
 from collector.session import decode_capture
 from tests.collector.emulation.harness import ATT_DEFAULT_MTU, EmulatedRadio
 from tests.collector.emulation.polar import DELTA_FACTOR, EmulatedPolar
@@ -77,12 +84,12 @@ async def _collect(
     requested: dict[str, int],
     backoff: Backoff = FAST,
     **kw: object,
-) -> tuple[asyncio.Task[ble.CollectionResult], ble.CollectionControl, Collect, LinkLog]:
+) -> tuple[asyncio.Task[CollectionResult], CollectionControl, Collect, LinkLog]:
     found = await ble.find_device(pmd.PROFILE, timeout_s=5, scanner_backend=radio.scanner_backend)
     assert found.address == dev.address
-    control, sink, link = ble.CollectionControl(), Collect(), LinkLog(name=dev.name)
+    control, sink, link = CollectionControl(), Collect(), LinkLog(name=dev.name)
     task = asyncio.get_running_loop().create_task(
-        ble.run_collection(
+        run_collection(
             found,
             pmd.PROFILE,
             requested,
