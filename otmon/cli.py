@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--start", metavar="ISO-8601", help="UTC time of a .npy array's first sample")
     analyze.add_argument("--session", action="store_true", help="treat the whole file as one session")
     analyze.add_argument("--activity", metavar="LABEL", help="task of the --session session (e.g. cooking)")
+
+    from otmon import collect_cmds
+
+    collect_cmds.add_parsers(sub)  # scan, record, collect
     return parser
 
 
@@ -135,6 +139,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _replay(args)
     if args.command == "analyze":
         return _analyze(args)
+    if args.command in ("scan", "record", "collect"):
+        from otmon import collect_cmds
+
+        return collect_cmds.dispatch(args)
     raise CliError(f"unknown command {args.command}")
 
 
