@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import httpx
     from bleak.backends.client import BaseBleakClient
     from bleak.backends.scanner import BaseBleakScanner
 
@@ -37,6 +38,7 @@ class Backends:
     clock: Clock | None = None
     backoff: Backoff | None = None
     scan_timeout_s: float | None = None
+    upload_transport: httpx.AsyncBaseTransport | None = None
 
 
 def _positive_s(text: str) -> float:
@@ -68,14 +70,19 @@ def add_parsers(sub: Any) -> None:
             cmd.add_argument("--token", required=True, help="the device token")
 
 
-def dispatch(args: argparse.Namespace, backends: Backends | None = None) -> int:
-    """Run `otmon scan|record|collect`."""
+def dispatch(args: argparse.Namespace) -> int:
+    """Run `otmon scan|record|collect` on the platform's Bluetooth stack."""
+    return asyncio.run(run_async(args))
+
+
+async def run_async(args: argparse.Namespace, backends: Backends | None = None) -> int:
+    """Run `otmon scan|record|collect` in the running event loop (tests inject `backends`)."""
     backends = backends or Backends()
     if args.command == "scan":
-        return asyncio.run(_scan(args, backends))
+        return await _scan(args, backends)
     if args.command == "record":
-        return asyncio.run(_record(args, backends))
-    return asyncio.run(_collect(args, backends))
+        return await _record(args, backends)
+    return await _collect(args, backends)
 
 
 async def _scan(args: argparse.Namespace, backends: Backends) -> int:
@@ -196,7 +203,7 @@ def upload_sink(uploader: Uploader) -> Sink:
 async def _collect(args: argparse.Namespace, backends: Backends) -> int:
     from collector.upload import Uploader
 
-    async with Uploader(args.server, args.token) as uploader:
+    async with Uploader(args.server, args.token, transport=backends.upload_transport) as uploader:
         result = await _run(args, backends, upload_sink(uploader))
     print(f"uploaded to {args.server}: {_summary(result)}")
     return 0 if result.stopped_by != "gave up" else 1
