@@ -79,7 +79,9 @@ class _StreamDecoder:
             frames = self.decoder.decode(payload, received_ns)
         except DecodeError as exc:
             self.n_decode_errors += 1
-            log.debug("skipping undecodable notification at %d: %s", received_ns, exc)
+            # The first one is worth a warning (e.g. frames cut by a small MTU); the rest are counted.
+            level = logging.WARNING if self.n_decode_errors == 1 else logging.DEBUG
+            log.log(level, "skipping undecodable notification at %d: %s", received_ns, exc)
             return []
         out: list[SampleBlock] = []
         for frame in frames:

@@ -19,6 +19,8 @@ from collector.errors import DecodeError
 MEASUREMENT_ACC = 2  # PmdMeasurementType.ACC
 HEADER_BYTES = 10  # type (1) + timestamp (8) + frame type (1)
 NS_PER_S = 1_000_000_000
+# A notification carries at most MTU − 3 bytes; without an MTU exchange (23) that is 20 (§1.1).
+ATT_DEFAULT_PAYLOAD = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ def parse_delta_content(content: bytes, resolution_bits: int, channels: int) -> 
 def encode_delta_content(counts: NDArray[np.integer[Any]], resolution_bits: int = 16) -> bytes:
     """Inverse of `parse_delta_content` with one delta block (for tests and emulators)."""
     counts = np.asarray(counts, dtype=np.int64)
-    n, channels = counts.shape
+    n = counts.shape[0]
     ref_size = math.ceil(resolution_bits / 8)
     out = bytearray(b"".join(int(v).to_bytes(ref_size, "little", signed=True) for v in counts[0]))
     if n > 1:
@@ -108,13 +110,22 @@ def parse_frame(
         if factor != 1.0:
             raise DecodeError(f"raw ACC frame with factor {factor!r} != 1.0 (SDK uses mG as is)")
         if len(content) % 6:
-            hint = " (20 bytes: cut by an ATT MTU of 23?)" if len(payload) == 20 else ""
+            hint = (
+                " (20 bytes: cut by an ATT MTU of 23?)"
+                if len(payload) == ATT_DEFAULT_PAYLOAD
+                else ""
+            )
             raise DecodeError(
                 f"raw ACC frame content of {len(content)} bytes is not a multiple of 6{hint}"
             )
         mg = np.frombuffer(content, dtype="<i2").reshape(-1, 3).astype(np.int64)
     elif frame_type in (0x80, 0x81):
-        counts = parse_delta_content(content, resolution_bits, channels)
+        try:
+            counts = parse_delta_content(content, resolution_bits, channels)
+        except DecodeError as exc:
+            if len(payload) == ATT_DEFAULT_PAYLOAD:
+                raise DecodeError(f"{exc} (20 bytes: cut by an ATT MTU of 23?)") from None
+            raise
         if counts.shape[1] != 3:
             raise DecodeError(f"ACC frame with {counts.shape[1]} channels, expected 3")
         f32 = np.float32(factor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,12 @@ def test_unknown_profile_is_one_line() -> None:
     )
 
 
+def _ctrl_c() -> None:
+    """Press Ctrl-C: only while the command's own handler is installed (never kill pytest)."""
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def _source(n: int = 1200) -> np.ndarray[Any, np.dtype[np.float64]]:
     rng = np.random.default_rng(3)
     return np.round(rng.normal(0, 0.3, (n, 3)) + [0, 0, 1], 3)
@@ -103,12 +110,12 @@ async def test_record_auto_with_a_drop_writes_a_capture_that_decodes(tmp_path: P
             clock=dev.host_clock,
             backoff=FAST,
         )
-        args = build_parser().parse_args(
-            ["record", "--device", "auto", "--out", str(out), "--duration", "1.5"]
-        )
+        args = build_parser().parse_args(["record", "--device", "auto", "--out", str(out)])
         run = asyncio.get_running_loop().create_task(collect_cmds.run_async(args, backends))
         await dev.wait_sent(300)
         await dev.force_disconnect()
+        await asyncio.wait_for(dev.exhausted.wait(), 10)
+        _ctrl_c()
         assert await asyncio.wait_for(run, 10) == 0
     capture = read_capture(out)
     assert capture.profile == "polar_pmd" and capture.header["device"]["address"] == dev.address
@@ -132,12 +139,33 @@ async def test_collect_by_address_uploads_every_sample(capsys: pytest.CaptureFix
             upload_transport=httpx.ASGITransport(app=make_app(received, [])),
         )
         argv = ["collect", "--device", dev.address.lower(), "--profile", "polar_pmd"]
-        argv += ["--server", "http://otmon.test", "--token", TOKEN, "--duration", "0.8"]
-        assert await collect_cmds.run_async(build_parser().parse_args(argv), backends) == 0
+        argv += ["--server", "http://otmon.test", "--token", TOKEN]
+        run = asyncio.get_running_loop().create_task(
+            collect_cmds.run_async(build_parser().parse_args(argv), backends)
+        )
+        await asyncio.wait_for(dev.exhausted.wait(), 10)
+        _ctrl_c()
+        assert await asyncio.wait_for(run, 10) == 0
     (sent,) = dev.sent
-    assert sent.stop == len(source)  # the whole recording played within 0.8 s at 25x
+    assert sent.stop == len(source)
     got = np.concatenate([b["accel_g"] for b in received])
     np.testing.assert_array_equal(got, (np.round(source * 1000) / 1000).astype(np.float32))
     assert [b["seq"] for b in received] == list(range(len(received)))
     assert "uploaded to http://otmon.test: 600 samples" in capsys.readouterr().out
+    assert [c[1] for c in dev.commands][-1] == pmd.STOP_ACC
+
+
+async def test_duration_stops_record(tmp_path: Path) -> None:
+    out = tmp_path / "short.capture.jsonl"
+    async with EmulatedRadio() as radio:
+        dev = await radio.add(EmulatedPolar(recording=Recording(_source(5000), 50)))
+        backends = collect_cmds.Backends(
+            client=radio.client_backend, scanner=radio.scanner_backend, clock=dev.host_clock
+        )
+        argv = ["record", "--device", "auto", "--out", str(out), "--duration", "0.3"]
+        t0 = asyncio.get_running_loop().time()
+        assert await collect_cmds.run_async(build_parser().parse_args(argv), backends) == 0
+        elapsed = asyncio.get_running_loop().time() - t0
+    assert 0.3 <= elapsed < 3.0 and not dev.exhausted.is_set()
+    assert decode_capture(out).n_samples == dev.n_sent > 0
     assert [c[1] for c in dev.commands][-1] == pmd.STOP_ACC

@@ -172,9 +172,14 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     assert "retrying in 0.0 s" in messages[4] and "link lost" in messages[3]
 
 
-async def test_mtu_cut_frames_are_decode_errors_not_garbage(source_g: NDArray[np.float64]) -> None:
+@pytest.mark.parametrize("frame_type", [0x01, 0x81])
+async def test_mtu_cut_frames_are_decode_errors_not_garbage(
+    frame_type: int, source_g: NDArray[np.float64], caplog: pytest.LogCaptureFixture
+) -> None:
     async with EmulatedRadio(mtu=ATT_DEFAULT_MTU) as radio:
-        dev = await radio.add(EmulatedPolar(recording=Recording(source_g[:300], RATE_HZ)))
+        dev = await radio.add(
+            EmulatedPolar(recording=Recording(source_g[:300], RATE_HZ), frame_type=frame_type)
+        )
         task, control, sink, _ = await _collect(radio, dev, {"sample_rate_hz": 50})
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         await asyncio.sleep(0.05)
@@ -184,6 +189,8 @@ async def test_mtu_cut_frames_are_decode_errors_not_garbage(source_g: NDArray[np
     assert dev.n_sent == 300
     assert result.n_notifications == result.n_decode_errors == n_frames
     assert result.n_samples == 0 and sink.blocks == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "cut by an ATT MTU of 23" in warnings[0]
 
 
 async def test_device_initiated_stop_ends_cleanly(source_g: NDArray[np.float64]) -> None:
