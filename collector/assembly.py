@@ -27,20 +27,25 @@ class Gap:
 class BlockAssembler:
     """Merge consecutive frame blocks into upload blocks of at most `max_samples` samples.
 
-    A block continues while the next block starts within half a sample period of the
-    predicted end (t0 + n·period) at the same rate (±0.1 %); the merged block keeps its
-    first t0 and rate. Cuts at `max_samples` are exact and continue the same time grid, so
-    block boundaries depend only on the sample stream, never on how it was chunked.
+    A block continues while the next frame starts within half a sample period of where the
+    previous frame ends by its own timing (t0 + n·period), at the same rate (±0.1 %). An
+    emitted block starts at its first frame's t0; its rate is fitted through the first and
+    the last frame's own start times, so a clock whose rate the decoder re-estimates (or a
+    device clock) is followed to the sample and drift never accumulates across blocks.
+    Cuts at `max_samples` are exact; a block never starts before the previous one ends.
+    Block boundaries depend only on the decoded stream, never on how it was chunked.
     """
 
     def __init__(self, max_samples: int = DEFAULT_MAX_SAMPLES) -> None:
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")
         self.max_samples = max_samples
-        self._t0: int | None = None  # t0 of the open block (None: nothing open)
-        self._fs = 0.0
+        self._fs = 0.0  # rate of the open block's first frame (0: nothing open)
         self._parts: list[NDArray[np.floating]] = []
+        self._starts: list[tuple[int, int]] = []  # (own t0 ns, samples before it) per part
         self._n = 0
+        self._next_own_ns = 0  # where the last frame ends by its own timing
+        self._last_end_ns: int | None = None  # exclusive end of the last emitted block
         self.gaps: list[Gap] = []
         self.n_rate_changes = 0
         self.n_overlap_samples_dropped = 0
@@ -50,18 +55,31 @@ class BlockAssembler:
         """Number of time discontinuities that started a new block."""
         return len(self.gaps)
 
-    def _end_ns(self) -> int:
-        assert self._t0 is not None
-        return self._t0 + round(self._n * (NS_PER_S / self._fs))
+    def _fitted_fs(self) -> float:
+        """Rate through the first and last part's own start times (first frame's if unusable)."""
+        (t_first, _), (t_last, n_before) = self._starts[0], self._starts[-1]
+        if n_before > 0 and t_last > t_first:
+            fs = n_before * NS_PER_S / (t_last - t_first)
+            if abs(fs - self._fs) <= RATE_TOLERANCE * self._fs:
+                return fs
+        return self._fs
 
     def _emit(self) -> list[SampleBlock]:
         if not self._n:
             return []
-        assert self._t0 is not None
         accel = self._parts[0] if len(self._parts) == 1 else np.concatenate(self._parts)
-        block = SampleBlock(t0_ns=self._t0, fs_hz=self._fs, accel_g=accel)
-        self._parts, self._n = [], 0
+        t0 = self._starts[0][0]
+        if self._last_end_ns is not None and t0 < self._last_end_ns:
+            t0 = self._last_end_ns  # less than half a period early: never overlap the last block
+        block = SampleBlock(t0_ns=t0, fs_hz=self._fitted_fs(), accel_g=accel)
+        self._last_end_ns = block.end_ns
+        self._parts, self._starts, self._n = [], [], 0
         return [block]
+
+    def _append(self, accel: NDArray[np.floating], own_t0: int) -> None:
+        self._parts.append(accel)
+        self._starts.append((own_t0, self._n))
+        self._n += len(accel)
 
     def push(self, block: SampleBlock) -> list[SampleBlock]:
         """Add one decoded block; return the upload blocks it completed."""
@@ -69,43 +87,42 @@ class BlockAssembler:
         accel, t0 = block.accel_g, block.t0_ns
         if not len(accel):
             return out
-        if self._t0 is not None:
-            period = NS_PER_S / self._fs
-            end = self._end_ns()
+        period = NS_PER_S / block.fs_hz
+        if self._fs:
+            expected = self._next_own_ns
             same_rate = abs(block.fs_hz - self._fs) <= RATE_TOLERANCE * self._fs
-            if same_rate and t0 - end < -period / 2:
-                # Samples before the open block's end were already taken: drop them.
+            if same_rate and t0 - expected < -period / 2:
+                # Samples before the previous frame's end were already taken: drop them.
                 times = block.times_ns()
-                keep = times >= end - period / 2
-                n_drop = int(len(times) - keep.sum())
+                n_drop = int(np.count_nonzero(times < expected - period / 2))
                 self.n_overlap_samples_dropped += n_drop
                 if n_drop == len(times):
                     return out
                 accel, t0 = accel[n_drop:], int(times[n_drop])
-            if not (same_rate and abs(t0 - end) <= period / 2):
+            if not (same_rate and abs(t0 - expected) <= period / 2):
                 out += self._emit()
-                if same_rate or abs(t0 - end) > period / 2:
-                    self.gaps.append(Gap(end, t0 - end))
+                if same_rate or abs(t0 - expected) > period / 2:
+                    self.gaps.append(Gap(expected, t0 - expected))
                 else:
                     self.n_rate_changes += 1
-                self._t0 = None
-        if self._t0 is None:
-            self._t0, self._fs, self._parts, self._n = t0, block.fs_hz, [], 0
+                self._fs = 0.0
+        if not self._fs:
+            self._fs = block.fs_hz
+        consumed = 0
         while len(accel):
             take = min(self.max_samples - self._n, len(accel))
-            self._parts.append(accel[:take])
-            self._n += take
+            self._append(accel[:take], t0 + round(consumed * period))
+            consumed += take
             accel = accel[take:]
             if self._n == self.max_samples:
-                next_t0 = self._end_ns()
                 out += self._emit()
-                self._t0 = next_t0  # the cut continues the same grid
+        self._next_own_ns = t0 + round(consumed * period)
         return out
 
     def flush(self) -> list[SampleBlock]:
         """Return the open block (if any) and forget it."""
         out = self._emit()
-        self._t0 = None
+        self._fs = 0.0
         return out
 
 
