@@ -18,6 +18,10 @@ is the **lower envelope** of (sample index, arrival time):
 - intercept: the lowest arrival relative to that slope (running minimum; refreshed over the
   window whenever a bucket completes).
 
+When a refit moves the line, the reported times follow it by at most `SLEW_PERIODS` of a
+period per notification, so consecutive blocks stay contiguous for `BlockAssembler` (a step of
+half a period would be taken for a gap or an overlap).
+
 Losses and duplicates (docs/architecture.md, "Timestamps"):
 
 - a notification arriving more than `gap_tolerance_s` later than its predicted time (or a
@@ -57,6 +61,9 @@ NS_PER_S = 1_000_000_000
 # period (while a sample never lands on a connection event), so 1.5 periods cannot be jitter;
 # with n samples per notification a loss is n periods, and n - 0.5 periods is the threshold.
 FLOOR_LATE_PERIODS = 1.5
+# Reported times follow a moved fit line by at most this many periods per notification: well
+# inside the half period within which `BlockAssembler` takes consecutive blocks as contiguous.
+SLEW_PERIODS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +135,7 @@ class SampleClock:
         self._last_payload: bytes | None = None
         self._last_seq: int | None = None
         self._last_y = -math.inf
+        self._offset = 0.0  # reported minus fitted time, slewed to 0 (ns)
         self._r_typ = 0.0  # typical residual (EMA), ns: a gap length excludes the usual delay
         self.gaps: list[ClockGap] = []
         self.n_notifications = 0
@@ -196,12 +204,20 @@ class SampleClock:
             gap = self._skip(missing, "floor", y)
             r -= missing * self._p
         x_last = self._k + n_samples - 1
+        before = self._c + self._p * self._k  # fitted time of this block's first sample
         self._track(x_last, y, r)
         if r < 0:
             self._c += r  # earliest arrival so far: the envelope moves down
         self._r_typ += 0.01 * (min(max(r, 0.0), self._gap_tol) - self._r_typ)
+        after = self._c + self._p * self._k
+        # A refit moves the line; the reported times follow it by at most SLEW_PERIODS per
+        # notification, so consecutive blocks stay contiguous (no jump the assembler would
+        # take for a gap or an overlap). A gap is a jump anyway: no slewing across it.
+        offset = 0.0 if gap is not None else self._offset + before - after
+        slew = SLEW_PERIODS * self._p
+        self._offset = max(offset - slew, 0.0) if offset > 0 else min(offset + slew, 0.0)
         timing = BlockTiming(
-            t0_ns=self._base + round(self._c + self._p * self._k),
+            t0_ns=self._base + round(after + self._offset),
             fs_hz=NS_PER_S / self._p,
             first_index=self._k,
             gap=gap,

@@ -159,11 +159,6 @@ def test_fixture_through_decode_capture() -> None:
     assert decoded.header["profile"] == "microbit"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BlockAssembler extends the first block's rate over every later block and cut, "
-    "so a -57 ppm device clock walks off its grid: spurious gaps and dropped samples",
-)
 def test_fixture_decode_capture_keeps_every_sample() -> None:
     """decode_capture gives the 30 000 samples and no gap."""
     decoded = decode_capture(FIXTURE)
