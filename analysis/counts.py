@@ -17,11 +17,12 @@ The chain, per axis:
 4. "10 Hz": floor of the mean of each 3 consecutive samples.
 5. Sum per epoch. Only whole epochs are returned; a trailing partial epoch is dropped.
 
-Speed: the 30–100 Hz path runs chunk by chunk (a whole number of epochs per chunk, filter
-state carried across chunks, so the result does not depend on the chunk size) with the gain
-and the mg scaling folded into the band-pass numerator; memory stays bounded for week-long
-inputs. The one-pole resampling low-pass is evaluated at the input rate (see
-`analysis._actigraph_filters.integer_ratio_to_30hz`) instead of at L·fs.
+Speed and memory: the 30–100 Hz path runs chunk by chunk (a whole number of epochs per chunk,
+filter state carried across chunks, so the result does not depend on the chunk size) with the
+gain and the mg scaling folded into the band-pass numerator; the one-pole resampling low-pass
+runs as a polyphase FIR that computes only the kept samples. The power-of-two path runs in
+segments of ≤ 1 h with a warm-up (see `actigraph_counts` Notes). Memory stays bounded for
+week-long inputs; `workers` spreads the ranges over threads.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ _CHUNK_30HZ = 1 << 14
 #: thread worth a thread.
 _WARMUP_S = 120
 _MIN_S_PER_WORKER = 600
+#: Power-of-two path: data per segment (its 256 Hz intermediate is 256·3600·3·8 B ≈ 22 MB).
+_POW2_SEGMENT_S = 3600
 
 
 def _check_fs(fs_hz: Any) -> int:
@@ -183,8 +186,9 @@ def actigraph_counts(
     epoch_s : int, default 60
         Epoch length in whole seconds (ActiLife uses 1, 5, 10, 15, 30, 60 …).
     workers : int, default 1
-        Threads for the 30–100 Hz path (an extension of the contract). Each thread counts a
-        contiguous range of epochs, at least 10 min long; the power-of-two path always uses one.
+        Threads (an extension of the contract). Each counts contiguous ranges of epochs: on
+        the 30–100 Hz path one range per thread, at least 10 min long; on the power-of-two
+        path the ≤ 1 h segments.
 
     Returns
     -------
@@ -208,11 +212,12 @@ def actigraph_counts(
     implemented. Differences from ActiLife are at most floating-point rounding of values that
     land exactly on an integer threshold (none seen on the reference recordings).
 
-    With ``workers > 1`` each range after the first starts 2 min early and discards that
-    warm-up: the resampling low-pass forgets its start by a factor |β|³ ≈ 0.03 per input sample
-    and the band-pass by its slowest pole, 0.963 per 30 Hz sample (0.963^3600 < 1e-58), so the
-    states at the range start equal the sequential ones to floating-point rounding, and so do
-    the counts.
+    Ranges after the first (``workers > 1``, and the ≤ 1 h segments of the power-of-two path,
+    which bound its 256 Hz intermediate) start 2 min early and discard that warm-up: the
+    resampling low-passes forget their start within a few samples and the band-pass by its
+    slowest pole, 0.963 per 30 Hz sample (0.963^3600 < 1e-58), so the states at the range start
+    equal the sequential ones to floating-point rounding, and so do the counts. The 30–100 Hz
+    path with one worker is one range, processed in chunks with carried state: exact.
 
     Examples
     --------
@@ -226,29 +231,53 @@ def actigraph_counts(
     arr = _check_accel(accel_g)
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
-    chain = _CountChain(3, epoch)
-    if fs in _f.POW2_RATES_HZ:
-        x30 = _f.pow2_to_30hz(_finite_f64(arr.T), fs)
-        k = x30.shape[1] // chain.per_epoch
-        if k == 0:
-            return np.zeros((0, 3), dtype=np.int64)
-        return chain.epochs_from_mg(np.rint(x30[:, : k * chain.per_epoch] * _f.MG_PER_G))
-    n_epochs = (-(-arr.shape[0] * _f.RESAMPLE_FACTORS[fs][0] // _f.RESAMPLE_FACTORS[fs][1])) // (
-        chain.per_epoch
-    )
-    n_parts = max(1, min(workers, n_epochs // max(1, _MIN_S_PER_WORKER // epoch)))
-    if n_parts == 1:
-        return _integer_path(arr, fs, epoch, 0, n_epochs, 0)
-    # Parallel: contiguous epoch ranges, each (but the first) started a warm-up earlier so that
-    # its filter states have forgotten their start (see the Notes); lfilter and the NumPy
-    # passes release the GIL, so threads share the work.
+    per_epoch = _f.TARGET_FS_HZ * epoch
     warm = -(-_WARMUP_S // epoch)
-    bounds = [i * n_epochs // n_parts for i in range(n_parts + 1)]
-    with ThreadPoolExecutor(max_workers=n_parts) as pool:
-        parts = pool.map(
-            lambda i: _integer_path(arr, fs, epoch, bounds[i], bounds[i + 1], warm), range(n_parts)
-        )
-        return np.concatenate(list(parts))
+    if fs in _f.POW2_RATES_HZ:
+        # Segments of ≤ 1 h with a warm-up each: the 256 Hz intermediate stays small.
+        n_epochs = arr.shape[0] * _f.TARGET_FS_HZ // fs // per_epoch
+        step = max(1, _POW2_SEGMENT_S // epoch)
+        bounds = list(range(0, n_epochs, step)) + [n_epochs]
+        count: Any = _pow2_path
+    else:
+        up, down = _f.RESAMPLE_FACTORS[fs]
+        n_epochs = (-(-arr.shape[0] * up // down)) // per_epoch
+        n_parts = max(1, min(workers, n_epochs // max(1, _MIN_S_PER_WORKER // epoch)))
+        bounds = [i * n_epochs // n_parts for i in range(n_parts + 1)]
+        count = _integer_path
+    if n_epochs == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    # Contiguous epoch ranges; each (but the first) starts a warm-up earlier so that its filter
+    # states have forgotten their start (see the Notes). With one worker and the 30–100 Hz path
+    # there is a single range and no warm-up: the chunked chain is exact.
+    ranges = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+    def run(r: tuple[int, int]) -> NDArray[np.int64]:
+        return count(arr, fs, epoch, r[0], r[1], warm)  # type: ignore[no-any-return]
+
+    if workers == 1 or len(ranges) == 1:
+        return np.concatenate([run(r) for r in ranges])
+    # lfilter, upfirdn and the NumPy passes release the GIL, so threads share the work.
+    with ThreadPoolExecutor(max_workers=min(workers, len(ranges))) as pool:
+        return np.concatenate(list(pool.map(run, ranges)))
+
+
+def _pow2_path(
+    arr: NDArray[Any], fs: int, epoch: int, e_start: int, e_stop: int, warmup_epochs: int
+) -> NDArray[np.int64]:
+    """Counts of epochs [e_start, e_stop) on the 32/64/128/256 Hz path.
+
+    The input slice starts a warm-up earlier (at the true start: none) and ends one epoch
+    later when there is more data, because the 256 Hz low-pass looks 127 samples ahead and the
+    interpolation one sample; epoch boundaries fall on the resampler's 128-sample grid.
+    """
+    chain = _CountChain(3, epoch)
+    in_per_epoch = fs * epoch
+    e_first = max(0, e_start - warmup_epochs)
+    i0, i1 = e_first * in_per_epoch, min(arr.shape[0], (e_stop + 1) * in_per_epoch)
+    x30 = _f.pow2_to_30hz(_finite_f64(arr[i0:i1].T, i0), fs)
+    x_mg = np.rint(x30[:, : (e_stop - e_first) * chain.per_epoch] * _f.MG_PER_G)
+    return chain.epochs_from_mg(x_mg)[e_start - e_first :]
 
 
 def _integer_path(

@@ -148,6 +148,16 @@ def test_chunked_processing_equals_one_chunk(monkeypatch: pytest.MonkeyPatch) ->
     assert whole.sum() > 10_000  # the movement bursts do count
 
 
+def test_pow2_segments_equal_one_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _movement(32, 900)
+    whole = actigraph_counts(x, fs_hz=32, epoch_s=1)  # 15 min < 1 h: one segment
+    assert np.array_equal(whole, actigraph_counts(x, fs_hz=32, epoch_s=1, workers=2))
+    monkeypatch.setattr(counts_mod, "_POW2_SEGMENT_S", 240)  # 4 segments with warm-ups
+    assert np.array_equal(actigraph_counts(x, fs_hz=32, epoch_s=1), whole)
+    assert np.array_equal(actigraph_counts(x, fs_hz=32, epoch_s=1, workers=2), whole)
+    assert whole.sum() > 10_000
+
+
 @pytest.fixture(scope="module")
 def movement_1920hz() -> tuple[np.ndarray, int]:
     """2 min of movement at 1920 Hz (a multiple of every supported rate) and its 30 Hz counts."""
