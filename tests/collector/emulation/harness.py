@@ -94,7 +94,7 @@ class EmulatedRadio:
 
     async def start(self) -> None:
         """Create the link and power on the central."""
-        self.link = LocalLink()
+        self.link = LocalLink()  # type: ignore[no-untyped-call]
         self.central = _make_device("otmon-collector", CENTRAL_ADDRESS, self.link)
         await self.central.power_on()
 
@@ -137,7 +137,7 @@ class EmulatedRadio:
         return type("BumbleBleakScanner", (BumbleBleakScanner,), {"radio": self})
 
 
-def _bleak_properties(props: int) -> list[str]:
+def _bleak_properties(props: int) -> list[Any]:
     return [name for flag, name in _PROPS if props & flag]
 
 
@@ -195,7 +195,7 @@ class BumbleBleakClient(BaseBleakClient):
         self._peer = peer
         if self.radio.mtu > ATT_DEFAULT_MTU:
             await peer.request_mtu(self.radio.mtu)
-        await peer.discover_all()
+        await peer.discover_all()  # type: ignore[no-untyped-call]
         self.services = self._collection(peer)
 
     def _collection(self, peer: Peer) -> BleakGATTServiceCollection:
@@ -325,12 +325,12 @@ class BumbleBleakScanner(BaseBleakScanner):
         uuids: list[str] = []
         for kind in _UUID_TYPES:
             for group in data.get_all(kind):
-                uuids += [bleak_uuid(u) for u in group]  # type: ignore[union-attr]
+                uuids += [bleak_uuid(u) for u in group]  # type: ignore[union-attr,arg-type]
         name = data.get(AdvertisingData.Type.COMPLETE_LOCAL_NAME) or data.get(
             AdvertisingData.Type.SHORTENED_LOCAL_NAME
         )
         manufacturer: dict[int, bytes] = {}
-        for company, payload in data.get_all(AdvertisingData.Type.MANUFACTURER_SPECIFIC_DATA):  # type: ignore[misc]
+        for company, payload in data.get_all(AdvertisingData.Type.MANUFACTURER_SPECIFIC_DATA):
             manufacturer[int(company)] = bytes(payload)
         if not self.is_allowed_uuid(uuids):
             return

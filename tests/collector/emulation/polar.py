@@ -111,7 +111,7 @@ class EmulatedPolar(EmulatedWearable):
 
     def build_services(self) -> list[Service]:
         """PMD service: CP (read, write, indicate) and data (notify)."""
-        self.cp = Characteristic(
+        self.cp: Characteristic[bytes] = Characteristic(
             CP_UUID,
             Characteristic.Properties.READ
             | Characteristic.Properties.WRITE
