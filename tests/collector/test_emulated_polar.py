@@ -273,3 +273,34 @@ async def test_gives_up_when_the_device_is_gone(source_g: NDArray[np.float64]) -
     states = [s for s, _ in link.history]
     assert states[-1] is LinkState.GAVE_UP and states.count(LinkState.RETRYING) == 1
     assert sink.samples().shape[0] == dev.sent[0].stop
+
+
+class DropsOnFirstStart(EmulatedPolar):
+    """Loses the link instead of answering the first START (e.g. walked out of range)."""
+
+    async def on_command(self, char_uuid: str, data: bytes) -> None:
+        if data[:1] == bytes([pmd.OP_START]) and not self.started_with and self.n_connections == 1:
+            await self.force_disconnect()
+            return
+        await super().on_command(char_uuid, data)
+
+
+async def test_link_lost_during_negotiation_is_retried(source_g: NDArray[np.float64]) -> None:
+    async with EmulatedRadio() as radio:
+        dev = await radio.add(DropsOnFirstStart(recording=Recording(source_g[:300], RATE_HZ)))
+        task, control, sink, link = await _collect(radio, dev, {"sample_rate_hz": 50})
+        await asyncio.wait_for(dev.exhausted.wait(), 10)
+        control.request_stop()
+        result = await asyncio.wait_for(task, 10)
+    assert radio.n_connects == 2 and len(result.sessions) == 1  # the first never streamed
+    (sent,) = dev.sent
+    np.testing.assert_array_equal(sink.samples(), expected_g(dev, source_g[sent.start : sent.stop]))
+    states = [s for s, _ in link.history]
+    assert states[:5] == [
+        LinkState.CONNECTING,
+        LinkState.CONNECTED,
+        LinkState.LINK_LOST,
+        LinkState.RETRYING,
+        LinkState.CONNECTING,
+    ]
+    assert "disconnected while waiting" in link.history[2][1]
