@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collector.devices.base import ControlLink, DeviceProfile, FrameDecoder
+from collector.devices.infinitime import PROFILE as _INFINITIME
 from collector.devices.metawear import PROFILE as _METAWEAR
 from collector.devices.microbit import PROFILE as _MICROBIT
 from collector.devices.polar_pmd import PROFILE as _POLAR_PMD
+from collector.devices.thingy52 import PROFILE as _THINGY52
+from collector.devices.witmotion import PROFILE as _WITMOTION
 
 PROFILES: dict[str, DeviceProfile] = {_POLAR_PMD.name: _POLAR_PMD}
 PROFILES[_METAWEAR.name] = _METAWEAR
 PROFILES[_MICROBIT.name] = _MICROBIT
+PROFILES[_INFINITIME.name] = _INFINITIME
+PROFILES[_THINGY52.name] = _THINGY52
+PROFILES[_WITMOTION.name] = _WITMOTION
 
 
 class UnknownProfileError(KeyError):
