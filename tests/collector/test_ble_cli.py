@@ -101,7 +101,7 @@ async def test_scan_lists_supported_devices_only(capsys: pytest.CaptureFixture[s
 
 async def test_record_auto_with_a_drop_writes_a_capture_that_decodes(tmp_path: Path) -> None:
     out = tmp_path / "h10.capture.jsonl"
-    source = _source()
+    source = _source(1500)
     async with EmulatedRadio() as radio:
         dev = await radio.add(EmulatedPolar(recording=Recording(source, 50)))
         backends = collect_cmds.Backends(
@@ -112,7 +112,7 @@ async def test_record_auto_with_a_drop_writes_a_capture_that_decodes(tmp_path: P
         )
         args = build_parser().parse_args(["record", "--device", "auto", "--out", str(out)])
         run = asyncio.get_running_loop().create_task(collect_cmds.run_async(args, backends))
-        await dev.wait_sent(300)
+        await dev.wait_sent(250)
         await dev.force_disconnect()
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         _ctrl_c()

@@ -102,7 +102,7 @@ async def test_live_blocks_equal_offline_decode_of_a_capture_with_a_drop(tmp_pat
                     max_samples=250,
                 )
             )
-            await dev.wait_sent(500)
+            await dev.wait_sent(300)
             await dev.force_disconnect()
             dev.device_clock_origin_ns -= 86_400 * 10**9  # device clock reset while away
             await asyncio.wait_for(dev.exhausted.wait(), 10)
