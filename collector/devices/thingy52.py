@@ -189,7 +189,9 @@ class Thingy52Profile:
     """Nordic Thingy:52 accelerometer over the Thingy Motion Service."""
 
     name: str = "thingy52"
-    service_uuids: tuple[str, ...] = (SERVICE_UUID,)
+    # The motion service holds the characteristics; a Thingy advertises its configuration
+    # service, so scanning filters on both.
+    service_uuids: tuple[str, ...] = (SERVICE_UUID, CONFIG_SERVICE_UUID)
     control_uuids: tuple[str, ...] = ()
     data_uuid: str = RAW_UUID
 
