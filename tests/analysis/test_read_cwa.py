@@ -75,3 +75,46 @@ def test_not_a_cwa_and_header_only(tmp_path: Path) -> None:
     head.write_bytes((REC / "ax3_sample.cwa").read_bytes()[:1024])
     with pytest.raises(ReaderError, match=r"head\.cwa: byte 1024: no data sectors"):
         read_cwa(head)
+
+
+def _packed_time(y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
+    return (y - 2000) << 26 | mo << 22 | d << 17 | h << 12 | mi << 6 | s
+
+
+def _sector(seq: int, stamp: int, values: np.ndarray, *, rate_code: int = 0x4A, ts_offset: int = 0,
+            fractional: int = 0) -> bytes:
+    """One 512-byte AX3 data sector, 3-axis int16 ("unpacked") samples, as cwa.h lays it out."""
+    head = bytearray(30)
+    head[0:2] = b"AX"
+    head[2:4] = (508).to_bytes(2, "little")
+    head[4:6] = fractional.to_bytes(2, "little")
+    head[10:14] = seq.to_bytes(4, "little")
+    head[14:18] = stamp.to_bytes(4, "little")
+    head[24] = rate_code
+    head[25] = 0x32  # 3 axes, 2 bytes per axis
+    head[26:28] = ts_offset.to_bytes(2, "little", signed=True)
+    head[28:30] = len(values).to_bytes(2, "little")
+    body = values.astype("<i2").tobytes().ljust(480, b"\0")
+    return bytes(head) + body + b"\0\0"
+
+
+def test_synthetic_unpacked_sectors_times_and_values(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    counts = rng.integers(-4096, 4096, (160, 3))
+    t = _packed_time(2024, 3, 4, 8, 0, 0)
+    # Both sectors carry 08:00:00 + 16712/65536 s (fraction flag 0x8000, value stored >> 1).
+    # cwa.h's shim adds floor(fraction * rate) = 25 samples to the stored offsets 0 and -80,
+    # so sample 0 of each sector lies at t + 0.2550049 s - (offset + 25) / 100 s:
+    # t + 5.004882 ms and t + 805.004882 ms. Ignoring the fraction would give t and t + 0.8 s.
+    frac = 0x8000 | (16712 >> 1)
+    data = (b"MD" + (1020).to_bytes(2, "little")).ljust(1024, b"\0")
+    data += _sector(0, t, counts[:80], ts_offset=0, fractional=frac)
+    data += _sector(1, t, counts[80:], ts_offset=-80, fractional=frac)
+    path = tmp_path / "s.cwa"
+    path.write_bytes(data)
+    rec = read_cwa(path)
+    t_ns, accel = concatenate(rec.blocks)
+    assert np.array_equal(accel, counts / 256.0)  # unpacked AX3 samples are 1/256 g
+    t0 = int(np.datetime64("2024-03-04T08:00:00", "ns").astype(np.int64))
+    assert rec.fs_hz == 100.0 and rec.device["configured_fs_hz"] == 100.0 and len(rec.blocks) == 1
+    assert np.array_equal(t_ns, t0 + 5_004_882 + np.arange(160) * 10_000_000)
