@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.errors import ReaderError
 from analysis.read_geneactiv import read_geneactiv
@@ -55,3 +58,36 @@ def test_not_geneactiv(tmp_path: Path) -> None:
     bad.write_text("hello\nworld\n")
     with pytest.raises(ReaderError, match=r"x\.bin: line 1: not a GENEActiv \.bin file"):
         read_geneactiv(bad)
+
+
+def _geneactiv_file(path: Path, counts: np.ndarray, *, tz: str = "GMT +01:00") -> Path:
+    """A minimal GENEActiv file: calibration header and one page of 48-bit hex samples."""
+    words = [
+        (int(x) & 0xFFF) << 36 | (int(y) & 0xFFF) << 24 | (int(z) & 0xFFF) << 12 | 0x3FF << 2
+        for x, y, z in counts
+    ]
+    hexline = "".join(f"{w:012X}" for w in words)
+    text = "\n".join([
+        "Device Identity", "Device Unique Serial Code:000001", "", "Configuration Info",
+        "Measurement Frequency:20 Hz", f"Time Zone:{tz}", "", "Calibration Data",
+        "x gain:25000", "x offset:100", "y gain:26000", "y offset:-200", "z gain:24000", "z offset:0",
+        "", "Memory Status", "Number of Pages:1", "", "Recorded Data",
+        "Device Unique Serial Code:000001", "Sequence Number:0", "Page Time:2024-03-04 09:00:00:250",
+        "Unassigned:", "Temperature:25.0", "Battery voltage:4.0", "Device Status:Recording",
+        "Measurement Frequency:20.0", hexline, "",
+    ])
+    path.write_text(text, encoding="latin-1")
+    return path
+
+
+@given(st.lists(st.tuples(*[st.integers(-2048, 2047)] * 3), min_size=2, max_size=60))
+@settings(max_examples=100, deadline=None)
+def test_page_decoding_round_trip(rows: list[tuple[int, int, int]]) -> None:
+    counts = np.array(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = read_geneactiv(_geneactiv_file(Path(tmp) / "g.bin", counts))
+    expected = (counts * 100.0 - np.array([100, -200, 0])) / np.array([25000, 26000, 24000])
+    assert np.array_equal(rec.blocks[0].accel_g, expected)
+    # 09:00:00.250 at GMT+01:00 is 08:00:00.250 UTC.
+    assert rec.blocks[0].t0_ns == np.datetime64("2024-03-04T08:00:00.250", "ns").astype(np.int64)
+    assert rec.fs_hz == 20.0
