@@ -43,7 +43,7 @@ class Collect:
 
 @pytest.fixture(scope="module")
 def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
-    """1200 real wrist samples (24 s at 50 Hz, BMI270 ±8 g counts) from the committed capture."""
+    """1500 real wrist samples (30 s at 50 Hz, BMI270 ±8 g counts) from the committed capture."""
     path = Path(request.config.rootpath) / "fixtures/captures/metawear_wrist_15min.capture.jsonl.gz"
     capture = read_capture(path)
     dec = mw.MetaWearDecoder(capture.settings)
@@ -53,7 +53,7 @@ def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
         if e.kind == "notify" and e.char == mw.NOTIFY_UUID
         for b in dec.decode(e.data, e.t_ns)
     ]
-    return np.concatenate([b.accel_g for b in blocks])[:1200].astype(np.float64)
+    return np.concatenate([b.accel_g for b in blocks])[:1500].astype(np.float64)
 
 
 def utc_of(dev: EmulatedMetaWear, index: int) -> int:
@@ -89,7 +89,7 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
                 link_log=link,
             )
         )
-        await dev.wait_sent(402)
+        await dev.wait_sent(300)  # a wide margin before the recording ends (slow CI)
         await dev.force_disconnect()
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         control.request_stop()
@@ -107,7 +107,7 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     # samples: exactly the source, minus what fell into the drop
     first, second = dev.sent
     assert (first.connection, second.connection) == (1, 2)
-    assert first.start == 0 and first.stop >= 402 and second.start > first.stop
+    assert first.start == 0 and first.stop >= 300 and second.start > first.stop
     assert second.stop == len(source_g)
     want = np.concatenate([source_g[: first.stop], source_g[second.start :]])
     expected = (mw.g_to_counts(want, LSB_PER_G) / LSB_PER_G).astype(np.float32)

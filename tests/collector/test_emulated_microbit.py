@@ -43,9 +43,9 @@ class Collect:
 
 @pytest.fixture(scope="module")
 def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
-    """1000 real wrist samples (20 s at 50 Hz, milli-g) from the committed micro:bit capture."""
+    """1500 real wrist samples (30 s at 50 Hz, milli-g) from the committed micro:bit capture."""
     path = Path(request.config.rootpath) / "fixtures/captures/microbit_wrist_10min.capture.jsonl.gz"
-    events = [e for e in read_capture(path).events if e.kind == "notify"][:1000]
+    events = [e for e in read_capture(path).events if e.kind == "notify"][:1500]
     return np.concatenate([mb.MicrobitDecoder.parse(e.data) for e in events]).astype(np.float64)
 
 
@@ -80,7 +80,7 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
                 link_log=link,
             )
         )
-        await dev.wait_sent(300)
+        await dev.wait_sent(200)  # a wide margin before the recording ends (slow CI)
         await dev.force_disconnect()
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         control.request_stop()
@@ -93,7 +93,7 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
 
     first, second = dev.sent
     assert (first.connection, second.connection) == (1, 2)
-    assert first.start == 0 and first.stop >= 300 and second.start > first.stop
+    assert first.start == 0 and first.stop >= 200 and second.start > first.stop
     assert second.stop == len(source_g)
     want = np.concatenate([source_g[: first.stop], source_g[second.start :]])
     np.testing.assert_array_equal(sink.samples(), want.astype(np.float32))
