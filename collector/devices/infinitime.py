@@ -31,9 +31,13 @@ LSB_PER_G = 1024  # "binary milli-g" (§4; explicit since 1.15.0, already so wit
 RANGE_COUNTS = 2048  # the firmware configures ±2 g, so |value| ≤ 2048
 # MotionController polls every 100 ms (§4): the grid the samples live on.
 NOMINAL_RATE_HZ = 10.0
-# A notification for poll k arrives in [t_k, t_k + connection interval + host jitter]; the
-# 1/4-period margin absorbs an envelope that is still a little high early in the stream.
+# A notification for poll k arrives in [t_k, t_k + connection interval + host jitter]. Until
+# the clock's envelope has settled on the earliest arrivals (5 s) it may still be high, so a
+# 1/4-period margin absorbs that; afterwards 1/10 period, leaving 9/10 for the spread.
 GRID_MARGIN = 0.25
+SETTLED_MARGIN = 0.1
+SETTLE_SAMPLES = 50
+SETTLED_EARLY = 0.02
 _MOTION = struct.Struct("<3h")
 
 
@@ -65,13 +69,16 @@ class InfiniTimeDecoder:
     was unchanged, and the decoder repeats the last value for it (sample-and-hold). The
     poll index of each notification comes from its arrival time on the `SampleClock`
     estimate of the device grid (lower envelope of arrivals, rate re-fitted for drift):
-    index = floor((arrival − time of poll 0) / period + 1/4), exact while the connection
-    interval plus host jitter stays under 3/4 of a period (75 ms). Consequences, stated
-    honestly:
+    index = floor((arrival − time of poll 0) / period + margin), margin 1/4 for the first
+    5 s and 1/10 after. Consequences, stated honestly:
 
-    - a host stall longer than that delays a burst of notifications; they are placed on
-      consecutive polls after the stall's end, so samples can sit up to the stall length
-      late until the next unchanged poll absorbs the shift;
+    - exact (every poll in its slot) while connection interval + host jitter stays under
+      9/10 of a period (90 ms; 3/4 in the first 5 s);
+    - a longer host stall delays a burst of notifications; the first is read as following
+      held polls, the rest go on the slots after it, so samples sit up to the stall length
+      late (stalls in quick succession add up) until the next unchanged poll absorbs the
+      shift. The burst is timed on its slots, so it never drags the clock: the rate
+      estimate stays right;
     - a notification lost inside the link (not expected from BLE) is indistinguishable from
       an unchanged value and is held over;
     - the first sample is the first change after subscribing: the stream starts there, and
@@ -102,14 +109,21 @@ class InfiniTimeDecoder:
         if self._last is not None:
             poll0_ns = self.clock.sample_time_ns(0)
             period_ns = NS_PER_S / self.clock.fs_hz
-            index = math.floor((arrival_ns - poll0_ns) / period_ns + GRID_MARGIN)
+            settled = self.clock.n_samples >= SETTLE_SAMPLES
+            margin = SETTLED_MARGIN if settled else GRID_MARGIN
+            index = math.floor((arrival_ns - poll0_ns) / period_ns + margin)
             n_held = max(0, index - self._next_index)
-            if index != self._next_index:
-                # Held polls were inferred from this arrival, or it is part of a burst released
-                # after a host stall: either way its arrival says nothing new about the grid
-                # and must not drag the clock's envelope down.
-                last_index = self._next_index + n_held
-                arrival_ns = max(arrival_ns, self.clock.sample_time_ns(last_index))
+            # A burst released after a host stall lands on slots after the one its arrival
+            # points to: time it as if it had arrived that many periods later, so the clock
+            # keeps learning drift from it and its earliness never drags the envelope down.
+            slot = self._next_index + n_held
+            arrival_ns += round((slot - index) * period_ns)
+            if settled:
+                # Once settled, only drift may move the envelope, and 100 ppm between the
+                # clock's 10-s refits is 1 ms: an arrival earlier than that is a late one
+                # rounded into the next slot, not news about the grid.
+                floor_ns = self.clock.sample_time_ns(slot) - round(SETTLED_EARLY * period_ns)
+                arrival_ns = max(arrival_ns, floor_ns)
         timing = self.clock.push(n_held + 1, arrival_ns)
         if timing is None:  # pragma: no cover - no payload/seq given, so never a duplicate
             return []
