@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from collector import devices
 from collector.devices import thingy52 as thingy
 from collector.errors import DecodeError
+from collector.replay import replay_capture
 from collector.session import decode_capture
 
 from .conftest import REPO, load_vectors
@@ -199,3 +200,19 @@ def test_fixture_decodes_whole() -> None:
     span_s = (last.times_ns()[-1] - first.t0_ns) / 1e9
     # 26 999 periods of a device clock running 35 ppm slow (make_clockless_captures.py).
     assert span_s == pytest.approx(26_999 / 30 / (1 - 35e-6), abs=2 / 30)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="collector/replay.py: ReplayClient builds its GATT table from control_uuids + "
+    "data_uuid and delivers notifications after recorded writes; the Thingy:52 config characteristic (write-only, not in control_uuids) is not found",
+)
+async def test_fixture_replays_through_bleak() -> None:
+    """The committed capture through the unmodified BleakClient with the replay backend."""
+    blocks: list[Any] = []
+
+    async def sink(block: Any) -> None:
+        blocks.append(block)
+
+    result = await replay_capture(FIXTURE, sink)
+    assert result.n_samples >= 27_000 - 10
