@@ -195,7 +195,7 @@ def test_fixture_decodes_whole() -> None:
     assert decoded.header["settings"]["sample_rate_hz"] == 30
     assert decoded.n_notifications == 27_000  # 15 min at 30 Hz, one sample each
     assert decoded.n_decode_errors == 0
-    assert decoded.n_samples == 27_000
+    assert decoded.n_samples == 27_000 and decoded.gaps == []
     first, last = decoded.blocks[0], decoded.blocks[-1]
     span_s = (last.times_ns()[-1] - first.t0_ns) / 1e9
     # 26 999 periods of a device clock running 35 ppm slow (make_clockless_captures.py).

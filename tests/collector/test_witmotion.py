@@ -234,8 +234,7 @@ def test_fixture_decodes_whole() -> None:
     assert decoder.reassembler.n_skipped_bytes == 0
     decoded = decode_capture(FIXTURE)
     assert decoded.n_decode_errors == 0
-    # The assembler drops a few samples where a clock re-fit moves t0 back by > half a period.
-    assert 29_990 <= decoded.n_samples <= 30_000
+    assert decoded.n_samples == 30_000 and decoded.gaps == []
 
 
 @pytest.mark.xfail(
