@@ -1,17 +1,13 @@
-"""Per-second activity states and per-session, per-day and per-recording effort summaries.
+"""Per-session, per-day and per-recording effort summaries over the 1-s grid.
 
-The unit of analysis is a dense 1-s grid (`SecondGrid`, methods.md §1.11: 1 s for
-active/rest state, rest pauses and bouts) built from ``epoch_table(blocks, epoch_s=1)``.
-Wear and intensity class of each second are taken from the coarser epoch table the day
-summaries use (5 s by default, GGIR's short epoch, §1.11), so a session's class minutes
-and wear agree with ``summarise_days``. Session and day dicts are JSON-ready; their keys
-are documented in ``docs/analyze-json.md``.
+The unit of analysis is the dense 1-s grid of `analysis.seconds` (`SecondGrid`, re-exported
+here with `second_grid`, `active_threshold_mg`, `grid_personal_peak_mg`). Session and day
+dicts are JSON-ready; their keys are documented in ``docs/analyze-json.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,27 +17,16 @@ from numpy.typing import NDArray
 from analysis.bouts import (
     PAUSE_S,
     REST_BREAK_S,
-    active_mask,
     detect_bouts,
     longest_active_s,
     rest_periods,
     work_to_rest,
 )
-from analysis.epochs import EpochTable
-from analysis.intensity import (
-    CUTPOINTS,
-    DEFAULT_CUTPOINTS,
-    MODERATE,
-    CutPoints,
-    classify,
-    get_cutpoints,
-    percent_of_peak,
-    personal_peak_mg,
-)
+from analysis.intensity import MODERATE, percent_of_peak
 from analysis.met import compendium_met
-from analysis.nonwear import detect_nonwear
 from analysis.pipeline import _local_day_index, _zone
 from analysis.samples import NS_PER_S, SampleBlock
+from analysis.seconds import SecondGrid, active_threshold_mg, grid_personal_peak_mg, second_grid
 
 __all__ = [
     "SecondGrid",
@@ -55,9 +40,6 @@ __all__ = [
 ]
 
 _DECIMALS = 2  # as summarise_days: stable JSON
-#: Rest above the rest noise floor that still counts as rest (methods.md §2.3: θ_act =
-#: max(population light threshold, P95 of rest ENMO + 10 mg)).
-REST_MARGIN_MG = 10.0
 #: MVPA bout durations in s, GGIR ``boutdur.mvpa = c(1, 5, 10)`` min at criterion 0.8
 #: (methods.md §1.1).
 MVPA_BOUTS_S = (60.0, 300.0, 600.0)
@@ -82,154 +64,6 @@ def iso_utc(t_ns: int) -> str:
     text = datetime.fromtimestamp(s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return text + (f".{ns // 1000:06d}Z" if ns else "Z")
 
-
-def active_threshold_mg(cutpoints: str | CutPoints = DEFAULT_CUTPOINTS, *, rest_p95_mg: float | None = None) -> float:
-    """The 1-s active threshold θ_act in mg of ENMO (methods.md §2.3).
-
-    θ_act = max(population sedentary→light threshold, P95 of ENMO in verified rest +
-    10 mg). The population threshold is the set's light boundary when it is an ENMO set
-    with one; otherwise Hildebrand's adult wrist 44.8 mg (the default set), because the
-    active state is always judged on ENMO.
-    """
-    cp = get_cutpoints(cutpoints)
-    if cp.metric != "enmo" or cp.light_mg is None:
-        cp = CUTPOINTS[DEFAULT_CUTPOINTS]
-    assert cp.light_mg is not None
-    theta = cp.light_mg
-    if rest_p95_mg is not None:
-        if not np.isfinite(rest_p95_mg):
-            raise ValueError(f"rest_p95_mg must be finite, got {rest_p95_mg!r}")
-        theta = max(theta, rest_p95_mg + REST_MARGIN_MG)
-    return float(theta)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SecondGrid:
-    """Dense 1-s grid over a recording, seconds ``t0_ns + i·1 s`` for i in [0, n).
-
-    Attributes
-    ----------
-    t0_ns : int
-        UTC ns of the first second (a whole second).
-    enmo_mg : ndarray of float64, shape (n,)
-        Mean ENMO per second in mg; NaN where no sample was recorded.
-    n_samples : ndarray of int64, shape (n,)
-        Samples per second (0 in gaps).
-    covered_s : ndarray of float64, shape (n,)
-        Recorded seconds (Σ sample periods; 0 in gaps).
-    worn : ndarray of bool, shape (n,)
-        Recorded and not in a non-wear block.
-    klass : ndarray of int8, shape (n,)
-        Intensity class of the epoch (of the class table) holding the second; −1 where
-        not worn.
-    active : ndarray of bool, shape (n,)
-        Worn and ENMO ≥ `threshold_mg`, active runs < 2 s removed (methods.md §2.3).
-    threshold_mg : float
-        Active threshold used, in mg.
-    cutpoints : CutPoints
-        Set behind `klass`.
-    """
-
-    t0_ns: int
-    enmo_mg: NDArray[np.float64]
-    n_samples: NDArray[np.int64]
-    covered_s: NDArray[np.float64]
-    worn: NDArray[np.bool_]
-    klass: NDArray[np.int8]
-    active: NDArray[np.bool_]
-    threshold_mg: float
-    cutpoints: CutPoints
-
-    def __len__(self) -> int:
-        return int(self.enmo_mg.size)
-
-    @property
-    def end_ns(self) -> int:
-        """UTC ns just after the last second."""
-        return self.t0_ns + len(self) * NS_PER_S
-
-    def index(self, t_ns: int) -> int:
-        """Index of the second containing `t_ns`, clipped to [0, n]."""
-        return int(min(max((int(t_ns) - self.t0_ns) // NS_PER_S, 0), len(self)))
-
-
-def _map_to(coarse_start_ns: NDArray[np.int64], coarse_epoch_ns: int, fine_start_ns: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Index of the coarse epoch holding each fine epoch start, −1 when none does."""
-    idx = np.searchsorted(coarse_start_ns, fine_start_ns, side="right") - 1
-    ok = idx >= 0
-    ok[ok] = fine_start_ns[ok] < coarse_start_ns[idx[ok]] + coarse_epoch_ns
-    return np.where(ok, idx, -1)
-
-
-def second_grid(
-    seconds: EpochTable,
-    *,
-    class_epochs: EpochTable | None = None,
-    cutpoints: str | CutPoints = DEFAULT_CUTPOINTS,
-    threshold_mg: float | None = None,
-) -> SecondGrid:
-    """Build the dense 1-s grid with wear, intensity class and active state.
-
-    Parameters
-    ----------
-    seconds : EpochTable
-        1-s epochs (``epoch_table(blocks, epoch_s=1)``).
-    class_epochs : EpochTable, optional
-        Epochs for non-wear and intensity classes, from the same blocks (default
-        `seconds` itself); the CLI passes the 5-s table behind ``summarise_days``.
-    cutpoints : str or CutPoints, optional
-        ENMO or MAD set (count sets need counts, which epoch tables do not hold).
-    threshold_mg : float, optional
-        Active threshold in mg; default `active_threshold_mg(cutpoints)`.
-
-    Raises
-    ------
-    ValueError
-        If `seconds` is not a 1-s table or is empty, or `cutpoints` is a count set.
-    """
-    if seconds.epoch_s != 1.0:
-        raise ValueError(f"seconds must be a 1-s epoch table, got epoch_s={seconds.epoch_s!r}")
-    if len(seconds) == 0:
-        raise ValueError("seconds must hold at least one epoch, got an empty table")
-    cp = get_cutpoints(cutpoints)
-    if cp.metric not in ("enmo", "mad"):
-        raise ValueError(
-            f"cutpoints {cp.name!r} are defined on {cp.metric!r}; epoch tables hold ENMO and MAD only"
-        )
-    coarse = seconds if class_epochs is None else class_epochs
-    if len(coarse) == 0:
-        raise ValueError("class_epochs must hold at least one epoch, got an empty table")
-    values = coarse.enmo_mg if cp.metric == "enmo" else coarse.mad_mg
-    coarse_class = classify(values, cp, metric=cp.metric)
-    coarse_worn = ~detect_nonwear(coarse)
-    t0 = int(seconds.start_ns[0])
-    n = int((seconds.start_ns[-1] - t0) // NS_PER_S) + 1
-    pos = (seconds.start_ns - t0) // NS_PER_S
-    enmo = np.full(n, np.nan)
-    enmo[pos] = seconds.enmo_mg
-    n_samples = np.zeros(n, np.int64)
-    n_samples[pos] = seconds.n_samples
-    covered = np.zeros(n)
-    covered[pos] = seconds.covered_s
-    where = _map_to(coarse.start_ns, round(coarse.epoch_s * NS_PER_S), seconds.start_ns)
-    if (where < 0).any():
-        raise ValueError("class_epochs must cover every second of seconds (built from the same blocks)")
-    worn = np.zeros(n, bool)
-    worn[pos] = coarse_worn[where]
-    klass = np.full(n, -1, np.int8)
-    klass[pos] = np.where(coarse_worn[where], coarse_class[where], -1)
-    theta = active_threshold_mg(cp) if threshold_mg is None else float(threshold_mg)
-    active = active_mask(np.where(worn, enmo, np.nan), threshold_mg=theta, epoch_s=1.0)
-    return SecondGrid(t0, enmo, n_samples, covered, worn, klass, active, theta, cp)
-
-
-def grid_personal_peak_mg(grid: SecondGrid) -> float | None:
-    """`analysis.intensity.personal_peak_mg` (P95 of 1-min ENMO) over the grid's worn seconds."""
-    rec = np.flatnonzero(grid.n_samples > 0)
-    start_ns = grid.t0_ns + rec.astype(np.int64) * NS_PER_S
-    return personal_peak_mg(
-        start_ns, grid.enmo_mg[rec], grid.n_samples[rec], grid.covered_s[rec], wear=grid.worn[rec]
-    )
 
 
 def _peak_minute_mg(enmo: NDArray[np.float64], n: NDArray[np.int64], cov: NDArray[np.float64], worn: NDArray[np.bool_]) -> float | None:

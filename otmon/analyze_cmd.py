@@ -14,6 +14,7 @@ from analysis.effort import grid_personal_peak_mg, recording_summary, second_gri
 from analysis.intensity import DEFAULT_CUTPOINTS
 from analysis.pipeline import epoch_table, summarise_days
 from analysis.samples import NS_PER_S, Recording, SampleBlock
+from analysis.seconds import enmo_by_second
 from analysis.sessions import detect_sessions, summarise_sessions, whole_recording_session
 
 #: GGIR's g.calibrate starts from the first 72 h of a file (extending only on failure);
@@ -78,7 +79,7 @@ def build_report(
     progress.step("calibration")
     calibration = calibration_report(blocks)
     progress.step("sessions")
-    grid = second_grid(epoch_table(blocks, epoch_s=1), class_epochs=epochs, cutpoints=cp)
+    grid = second_grid(enmo_by_second(blocks), class_epochs=epochs, cutpoints=cp)
     spans = [whole_recording_session(grid, activity)] if whole_file else detect_sessions(grid)
     sessions = summarise_sessions(grid, spans, personal_peak_mg=grid_personal_peak_mg(grid))
     recording = {"file": str(path), **info, **recording_summary(blocks)}

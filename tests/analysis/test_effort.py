@@ -15,7 +15,7 @@ from analysis.effort import (
 )
 from analysis.intensity import personal_peak_mg
 from analysis.met import COMPENDIUM, compendium_met
-from analysis.pipeline import summarise_days
+from analysis.pipeline import epoch_table, summarise_days
 from analysis.samples import NS_PER_S, SampleBlock
 from tests.analysis.task_signals import ENMO_OF_AMPLITUDE_MG, T0_NS, blocks_of, tables, task_signal
 
@@ -110,3 +110,28 @@ def test_compendium_values_and_aliases() -> None:
     assert compendium_met(None) is None and compendium_met("") is None
     with pytest.raises(TypeError, match="activity"):
         compendium_met(3)  # type: ignore[arg-type]
+
+
+def test_enmo_by_second_equals_the_one_second_epoch_table() -> None:
+    from analysis.seconds import enmo_by_second
+
+    rng = np.random.default_rng(5)
+    accel = task_signal([("still", 50), ("move08", 70)]) + rng.normal(0, 0.05, (6000, 3))
+    # Blocks starting off the second, cut at odd places, given out of order.
+    blocks = [
+        SampleBlock(T0_NS + 7_000_000 + i * NS_PER_S // 50, 50.0, accel[i : i + 777]) for i in range(0, 6000, 777)
+    ][::-1]
+    ones, fives = epoch_table(blocks, epoch_s=1), epoch_table(blocks, epoch_s=5)
+    light = enmo_by_second(blocks)
+    np.testing.assert_array_equal(light.start_ns, ones.start_ns)
+    np.testing.assert_array_equal(light.n_samples, ones.n_samples)
+    np.testing.assert_allclose(light.covered_s, ones.covered_s, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(light.enmo_mg, ones.enmo_mg, rtol=0, atol=1e-9)
+    a, b = second_grid(light, class_epochs=fives), second_grid(ones, class_epochs=fives)
+    assert np.array_equal(a.active, b.active) and np.array_equal(a.klass, b.klass) and np.array_equal(a.worn, b.worn)
+    with pytest.raises(ValueError, match="class_epochs must be given"):
+        second_grid(light)
+    bad = [SampleBlock(T0_NS, 50.0, np.full((10, 3), np.nan))]
+    with pytest.raises(ValueError, match="NaN"):
+        enmo_by_second(bad)
+    assert len(enmo_by_second([])) == 0
