@@ -27,7 +27,7 @@ RATE_HZ = 10
 PERIOD_NS = 100_000_000
 FAST = Backoff(initial_s=0.02, max_s=0.1, jitter=0.0)
 # Still moments inserted into the source: (poll index, extra polls with the same value).
-STILL = ((40, 1), (90, 7), (150, 2), (260, 25), (330, 1))
+STILL = ((40, 1), (90, 7), (150, 2), (260, 25), (330, 1), (600, 12))
 
 
 class Collect:
@@ -45,11 +45,11 @@ class Collect:
 
 @pytest.fixture(scope="module")
 def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
-    """About 40 s of 10 Hz polls (g): the committed capture's first values, with still moments."""
+    """About 84 s of 10 Hz polls (g): the committed capture's first values, with still moments."""
     path = (
         Path(request.config.rootpath) / "fixtures/captures/infinitime_wrist_20min.capture.jsonl.gz"
     )
-    events = [e for e in read_capture(path).events if e.kind == "notify"][:360]
+    events = [e for e in read_capture(path).events if e.kind == "notify"][:800]
     counts = [it.parse_motion(e.data) for e in events]
     for index, extra in reversed(STILL):
         counts[index + 1 : index + 1] = [counts[index]] * extra

@@ -43,12 +43,12 @@ class Collect:
 
 @pytest.fixture(scope="module")
 def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
-    """1200 real wrist samples (24 s at 50 Hz, g) from the committed WitMotion capture."""
+    """2500 real wrist samples (50 s at 50 Hz, g) from the committed WitMotion capture."""
     path = (
         Path(request.config.rootpath) / "fixtures/captures/witmotion_wrist_10min.capture.jsonl.gz"
     )
     stream = b"".join(e.data for e in read_capture(path).events if e.kind == "notify")
-    frames = [wm.WitFrame.from_bytes(stream[k : k + 20]) for k in range(0, 1200 * 20, 20)]
+    frames = [wm.WitFrame.from_bytes(stream[k : k + 20]) for k in range(0, 2500 * 20, 20)]
     return np.array([f.acc for f in frames], dtype=np.float64) * wm.FULL_SCALE_G / 32768
 
 
@@ -83,7 +83,7 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
                 link_log=link,
             )
         )
-        await dev.wait_sent(400)
+        await dev.wait_sent(400)  # a wide margin before the recording ends (slow CI)
         await dev.force_disconnect()
         await asyncio.wait_for(dev.exhausted.wait(), 15)
         control.request_stop()
@@ -101,8 +101,8 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     assert second.stop == len(source_g)
     want = np.concatenate([source_g[: first.stop], source_g[second.start :]])
     np.testing.assert_array_equal(sink.samples(), want.astype(np.float32))
-    # Two notifications per three frames, cut inside frames: reassembled, nothing skipped.
-    assert result.n_notifications == 2 * len(want) // 3
+    # Two notifications per tick of three frames, cut inside frames: all reassembled.
+    assert result.n_notifications == dev.n_data_notifications >= 2 * (len(want) // 3)
 
     assert abs(sink.blocks[0].t0_ns - utc_of(dev, 0)) < 1_000
     second_t0 = result.sessions[1].first_sample_ns

@@ -47,6 +47,7 @@ class EmulatedWitMotion(EmulatedWearable):
         self.rate_code = wm.RATE_CODES[10]  # factory default 10 Hz
         self.saved_rate_code = self.rate_code
         self.n_saves = 0
+        self.n_data_notifications = 0
         self._n_ticks = 0
 
     def build_services(self) -> list[Service]:
@@ -108,6 +109,7 @@ class EmulatedWitMotion(EmulatedWearable):
             self.sent[-1] = SentRange(last.connection, last.start, hi)
         else:
             self.sent.append(SentRange(self.n_connections, lo, hi))
+        self.n_data_notifications += 2
         await self.notify(self.data_characteristic, stream[:cut])
         await self.notify(self.data_characteristic, stream[cut:])
 
