@@ -47,6 +47,9 @@ __all__ = [
 REST_MARGIN_MG = 10.0
 
 
+_CHUNK_SAMPLES = 1 << 20  # ~25 MB of float64 temporaries per chunk
+
+
 class SecondValues(Protocol):
     """1-s epochs: an `EpochTable` with ``epoch_s == 1`` or a `SecondEnmo`."""
 
@@ -109,20 +112,23 @@ def enmo_by_second(blocks: Sequence[SampleBlock]) -> SecondEnmo:
     """
     secs, counts, sums, covs = [], [], [], []
     for i, b in enumerate(blocks):
-        if not b.n_samples:
-            continue
-        x = b.accel_g.astype(np.float64, copy=False)
-        if not np.isfinite(x).all():
-            raise ValueError(f"blocks must hold finite acceleration, block {i} ({b!r}) has NaN or inf")
-        sec = b.times_ns() // NS_PER_S
-        enmo = np.sqrt(np.einsum("ij,ij->i", x, x)) - GRAVITY_G
-        np.maximum(enmo, 0.0, out=enmo)
-        first = np.flatnonzero(np.concatenate(([True], sec[1:] != sec[:-1])))
-        cnt = np.diff(np.append(first, sec.size))
-        secs.append(sec[first])
-        counts.append(cnt)
-        sums.append(np.add.reduceat(enmo, first))
-        covs.append(cnt * b.period_ns)
+        # Chunks bound the float64 temporaries for week-long (memory-mapped) blocks; the
+        # sample times are those of `SampleBlock.times_ns`, chunk by chunk.
+        for c0 in range(0, b.n_samples, _CHUNK_SAMPLES):
+            c1 = min(b.n_samples, c0 + _CHUNK_SAMPLES)
+            x = np.asarray(b.accel_g[c0:c1], dtype=np.float64)
+            if not np.isfinite(x).all():
+                raise ValueError(f"blocks must hold finite acceleration, block {i} ({b!r}) has NaN or inf")
+            offsets = np.rint(np.arange(c0, c1, dtype=np.float64) * b.period_ns).astype(np.int64)
+            sec = (b.t0_ns + offsets) // NS_PER_S
+            enmo = np.sqrt(np.einsum("ij,ij->i", x, x)) - GRAVITY_G
+            np.maximum(enmo, 0.0, out=enmo)
+            first = np.flatnonzero(np.concatenate(([True], sec[1:] != sec[:-1])))
+            cnt = np.diff(np.append(first, sec.size))
+            secs.append(sec[first])
+            counts.append(cnt)
+            sums.append(np.add.reduceat(enmo, first))
+            covs.append(cnt * b.period_ns)
     if not secs:
         z = np.empty(0)
         return SecondEnmo(np.empty(0, np.int64), np.empty(0, np.int64), z, z)

@@ -51,8 +51,13 @@ class Progress:
 def calibration_report(blocks: list[SampleBlock]) -> dict[str, Any]:
     """QC of van Hees auto-calibration on the first `CALIBRATION_HOURS` h (not applied)."""
     t_end = blocks[0].t0_ns + CALIBRATION_HOURS * 3600 * NS_PER_S
-    grid = Recording([b for b in blocks if b.t0_ns < t_end]).to_uniform()
-    result = calibrate(grid.accel_g, fs_hz=grid.fs_hz)
+    if len(blocks) == 1:  # already uniform (e.g. a memory-mapped .npy): no copy
+        b = blocks[0]
+        accel, fs_hz = b.accel_g[: int(CALIBRATION_HOURS * 3600 * b.fs_hz)], b.fs_hz
+    else:
+        grid = Recording([b for b in blocks if b.t0_ns < t_end]).to_uniform()
+        accel, fs_hz = grid.accel_g, grid.fs_hz
+    result = calibrate(accel, fs_hz=fs_hz)
     return {"applied": False, "note": _NOT_APPLIED, **result.to_dict()}
 
 

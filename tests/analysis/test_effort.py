@@ -112,9 +112,12 @@ def test_compendium_values_and_aliases() -> None:
         compendium_met(3)  # type: ignore[arg-type]
 
 
-def test_enmo_by_second_equals_the_one_second_epoch_table() -> None:
+@pytest.mark.parametrize("chunk", [1 << 20, 100])
+def test_enmo_by_second_equals_the_one_second_epoch_table(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import analysis.seconds
     from analysis.seconds import enmo_by_second
 
+    monkeypatch.setattr(analysis.seconds, "_CHUNK_SAMPLES", chunk)
     rng = np.random.default_rng(5)
     accel = task_signal([("still", 50), ("move08", 70)]) + rng.normal(0, 0.05, (6000, 3))
     # Blocks starting off the second, cut at odd places, given out of order.
