@@ -1,8 +1,10 @@
 """Replay a capture through the unmodified `bleak.BleakClient` / `BleakScanner`.
 
 `ReplayClient` and `ReplayScanner` are bleak backends (docs: ble-testing.md §1): the GATT
-table comes from the profile's UUIDs; each host write delivers the notifications recorded
-after the matching recorded write; a recorded disconnect calls the disconnected callback.
+table comes from the profile's UUIDs and the characteristics the recording used; each host
+write delivers the notifications recorded after the matching recorded write, and
+notifications recorded before any write start once the host subscribes; a recorded
+disconnect calls the disconnected callback.
 `ReplayScript.clock()` returns the recorded host time of the event being delivered, so the
 decoded UTC times equal the recording's.
 """
@@ -97,6 +99,29 @@ class ReplayScript:
         log.warning("replay: write %s to %s was not recorded", hex_, char)
         return None
 
+    def take_unprompted(self, subscribed: set[str]) -> list[CaptureEvent]:
+        """Consume the events up to the next write when they start with a notification the host
+        subscribed to: devices such as InfiniTime stream as soon as they are subscribed."""
+        if self._pos >= len(self.events):
+            return []
+        first = self.events[self._pos]
+        if first.kind != "notify" or first.char not in subscribed:
+            return []
+        end = self._pos
+        while end < len(self.events) and self.events[end].kind != "write":
+            end += 1
+        segment = self.events[self._pos : end]
+        self._pos = end
+        return segment
+
+    def characteristics(self) -> list[str]:
+        """Every characteristic the recording wrote to or heard from, in first-seen order."""
+        seen: dict[str, None] = {}
+        for event in self.events:
+            if event.kind in ("write", "notify"):
+                seen.setdefault(event.char, None)
+        return list(seen)
+
     def deliver_at(self, event: CaptureEvent) -> None:
         """Make `event` the current one for `clock()`."""
         self._t_ns = event.t_ns
@@ -118,16 +143,25 @@ def _script_from(address_or_ble_device: BLEDevice | str, kwargs: dict[str, Any])
     return script
 
 
-def build_services(profile: DeviceProfile) -> BleakGATTServiceCollection:
-    """GATT table from the profile: control points read/write/indicate, data notify."""
+def build_services(
+    profile: DeviceProfile, recorded_chars: list[str] | None = None
+) -> BleakGATTServiceCollection:
+    """GATT table from the profile (control points read/write/indicate, data notify) plus every
+    other characteristic the recording used (write-only command characteristics, for example)."""
     coll = BleakGATTServiceCollection()
     handle = 1
     service = BleakGATTService(None, handle, normalize_uuid_str(profile.service_uuids[0]))
     coll.add_service(service)
     chars: list[tuple[str, list[Any]]] = [
-        (u, ["read", "write", "indicate"]) for u in profile.control_uuids
+        (normalize_uuid_str(u), ["read", "write", "indicate"]) for u in profile.control_uuids
     ]
-    chars.append((profile.data_uuid, ["notify"]))
+    chars.append((normalize_uuid_str(profile.data_uuid), ["notify"]))
+    known = {uuid for uuid, _ in chars}
+    for uuid in recorded_chars or []:
+        uuid = normalize_uuid_str(uuid)
+        if uuid not in known:
+            known.add(uuid)
+            chars.append((uuid, ["read", "write", "write-without-response", "notify"]))
     for uuid, props in chars:
         handle += 1
         ch = BleakGATTCharacteristic(
@@ -170,7 +204,7 @@ class ReplayClient(BaseBleakClient):
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         """Build the GATT table and consume the recorded connect."""
-        self.services = build_services(self.script.profile)
+        self.services = build_services(self.script.profile, self.script.characteristics())
         self.script.skip_connect()
         self._connected = True
 
@@ -241,6 +275,11 @@ class ReplayClient(BaseBleakClient):
     ) -> None:
         """Route recorded notifications of this characteristic to `callback`."""
         self._callbacks[characteristic.uuid] = callback
+        if self._task is None or self._task.done():
+            segment = self.script.take_unprompted(set(self._callbacks))
+            if segment:
+                self.script.idle.clear()
+                self._task = asyncio.get_running_loop().create_task(self._deliver(segment))
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         """Stop routing notifications of this characteristic."""

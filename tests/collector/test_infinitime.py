@@ -199,11 +199,6 @@ def test_fixture_decodes_every_poll() -> None:
     assert span_s == pytest.approx(11_999 / 10 / (1 + 60e-6), abs=2 / 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collector/replay.py: ReplayClient builds its GATT table from control_uuids + "
-    "data_uuid and delivers notifications after recorded writes; InfiniTime is started by subscribing alone, and ReplayClient delivers recorded notifications only after a matching write, so nothing is delivered",
-)
 async def test_fixture_replays_through_bleak() -> None:
     """The committed capture through the unmodified BleakClient with the replay backend."""
     blocks: list[Any] = []

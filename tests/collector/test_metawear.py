@@ -272,11 +272,6 @@ def test_fixture_decode_capture_keeps_every_sample() -> None:
     assert decoded.n_samples == 45_000 and decoded.gaps == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplayClient builds its GATT table from control_uuids + data_uuid only, so the "
-    "MetaWear command characteristic 326a9001 (write-only) is not found",
-)
 async def test_fixture_replay_through_bleak_equals_offline_decode() -> None:
     """Replaying the capture through the unmodified BleakClient gives the offline blocks."""
     blocks: list[SampleBlock] = []

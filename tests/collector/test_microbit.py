@@ -233,11 +233,6 @@ def test_lost_and_repeated_notifications_offline(tmp_path: Path) -> None:
     _check_lossy(d.n_samples, d.n_notifications, d.gaps, d.blocks, n_doubled, data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplayClient builds its GATT table from control_uuids + data_uuid only, so the "
-    "micro:bit period characteristic (a write-only command char) is not found",
-)
 async def test_lost_and_repeated_notifications_through_bleak_replay(tmp_path: Path) -> None:
     """The same through the unmodified BleakClient with the replay backend."""
     path, n_doubled, data = _lossy_capture(tmp_path)

@@ -202,11 +202,6 @@ def test_fixture_decodes_whole() -> None:
     assert span_s == pytest.approx(26_999 / 30 / (1 - 35e-6), abs=2 / 30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collector/replay.py: ReplayClient builds its GATT table from control_uuids + "
-    "data_uuid and delivers notifications after recorded writes; the Thingy:52 config characteristic (write-only, not in control_uuids) is not found",
-)
 async def test_fixture_replays_through_bleak() -> None:
     """The committed capture through the unmodified BleakClient with the replay backend."""
     blocks: list[Any] = []

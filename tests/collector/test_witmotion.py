@@ -237,11 +237,6 @@ def test_fixture_decodes_whole() -> None:
     assert decoded.n_samples == 30_000 and decoded.gaps == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collector/replay.py: ReplayClient builds its GATT table from control_uuids + "
-    "data_uuid and delivers notifications after recorded writes; the WitMotion command characteristic ffe9 (write-only, not in control_uuids) is not found",
-)
 async def test_fixture_replays_through_bleak() -> None:
     """The committed capture through the unmodified BleakClient with the replay backend."""
     blocks: list[Any] = []
