@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -124,14 +123,13 @@ def test_table_validation_and_immutability() -> None:
         EpochTable(5.0, [2, 1], [1, 1], [0, 0], [0, 0], [0, 0], *([np.zeros((2, 3))] * 4))
 
 
-def test_one_hour_at_50_hz_is_fast(rng: np.random.Generator) -> None:
+def test_one_hour_at_50_hz_in_many_blocks(rng: np.random.Generator) -> None:
+    # Speed is measured by benchmarks, not asserted here (a loaded CI machine is no stopwatch).
     accel = moving(180_000, rng)
     blocks = split_blocks(T0_NS, 50.0, accel, rng, max_len=6000)
-    t = time.perf_counter()
     table = epoch_table(blocks)
-    elapsed = time.perf_counter() - t
     assert len(table) == 720
-    assert elapsed < 1.0, f"epoch_table took {elapsed:.2f} s for 1 h at 50 Hz"
+    assert int(table.n_samples.sum()) == 180_000
 
 
 # -- day summaries ---------------------------------------------------------------------

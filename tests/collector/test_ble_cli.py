@@ -166,6 +166,6 @@ async def test_duration_stops_record(tmp_path: Path) -> None:
         t0 = asyncio.get_running_loop().time()
         assert await collect_cmds.run_async(build_parser().parse_args(argv), backends) == 0
         elapsed = asyncio.get_running_loop().time() - t0
-    assert 0.3 <= elapsed < 3.0 and not dev.exhausted.is_set()
+    assert elapsed >= 0.3 and not dev.exhausted.is_set()  # stopped by --duration, not by the end
     assert decode_capture(out).n_samples == dev.n_sent > 0
     assert [c[1] for c in dev.commands][-1] == pmd.STOP_ACC
