@@ -40,6 +40,7 @@ class SessionResult:
     settings: dict[str, Any]
     n_notifications: int = 0
     n_decode_errors: int = 0
+    n_duplicates: int = 0  # notifications delivered twice, dropped by the decoder
     n_samples: int = 0
     n_blocks: int = 0
     gaps: list[Gap] = field(default_factory=list)
@@ -57,6 +58,7 @@ class DecodedCapture:
     n_notifications: int
     n_decode_errors: int
     gaps: list[Gap]
+    n_duplicates: int = 0
 
     @property
     def n_samples(self) -> int:
@@ -72,6 +74,14 @@ class _StreamDecoder:
         self.assembler = BlockAssembler(max_samples)
         self.n_notifications = 0
         self.n_decode_errors = 0
+
+    @property
+    def n_duplicates(self) -> int:
+        """Duplicate notifications the decoder dropped (device-clock or sample-clock decoders)."""
+        count = getattr(self.decoder, "n_duplicates", None)
+        if count is None:
+            count = getattr(getattr(self.decoder, "clock", None), "n_duplicates", 0)
+        return int(count)
 
     def feed(self, payload: bytes, received_ns: int) -> list[SampleBlock]:
         self.n_notifications += 1
@@ -95,7 +105,7 @@ def decode_capture(path: str | Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) 
     profile = devices.get(capture.profile)
     stream = _StreamDecoder(profile.decoder(capture.settings), max_samples)
     blocks: list[SampleBlock] = []
-    n_notifications = n_errors = 0
+    n_notifications = n_errors = n_duplicates = 0
     gaps: list[Gap] = []
     for event in capture.events:
         if event.kind == "connect" and stream.n_notifications:
@@ -104,6 +114,7 @@ def decode_capture(path: str | Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) 
             blocks += stream.assembler.flush()
             n_notifications += stream.n_notifications
             n_errors += stream.n_decode_errors
+            n_duplicates += stream.n_duplicates
             gaps += stream.assembler.gaps
             stream = _StreamDecoder(profile.decoder(capture.settings), max_samples)
         if event.kind == "notify" and event.char == profile.data_uuid:
@@ -115,6 +126,7 @@ def decode_capture(path: str | Path, *, max_samples: int = DEFAULT_MAX_SAMPLES) 
         n_notifications + stream.n_notifications,
         n_errors + stream.n_decode_errors,
         gaps + list(stream.assembler.gaps),
+        n_duplicates + stream.n_duplicates,
     )
 
 
@@ -262,6 +274,7 @@ class Session:
                 await self._deliver(block, result)
         result.n_notifications = self._stream.n_notifications
         result.n_decode_errors = self._stream.n_decode_errors
+        result.n_duplicates = self._stream.n_duplicates
         result.gaps = list(self._stream.assembler.gaps)
         result.stopped_by = self._stopped_by
         return result

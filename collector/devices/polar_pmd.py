@@ -242,6 +242,8 @@ class PolarAccDecoder:
         self.clock_offset_ns: int | None = None  # host UTC − device Unix time, fixed at frame 1
         self.last_sample_times_ns: list[int] = []  # device ns since 2000 of the last frame
         self.n_timestamp_resets = 0
+        self.n_duplicates = 0  # frames delivered twice (e.g. bleak's repeat callbacks), dropped
+        self._last_payload: bytes = b""
 
     def decode(self, payload: bytes, received_ns: int) -> list[SampleBlock]:
         """Decode one data notification received at host UTC `received_ns` into one block."""
@@ -254,6 +256,11 @@ class PolarAccDecoder:
         n = frame.samples_mg.shape[0]
         ts = frame.timestamp_ns
         previous = self._previous_ns.get(frame.frame_type, self._initial_previous_ns)
+        if previous and ts == previous and bytes(payload) == self._last_payload:
+            # The same frame delivered twice: drop and count it, it is not bad data.
+            self.n_duplicates += 1
+            return []
+        self._last_payload = bytes(payload)
         if previous and ts <= previous:
             raise DecodeError(f"PMD frame timestamp {ts} not after the previous one {previous}")
         if previous and self.sample_rate_hz > 0:

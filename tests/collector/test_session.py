@@ -204,3 +204,23 @@ def test_fixture_header_is_contract(fixture_capture: Path) -> None:
     }
     assert json.dumps(capture.header)  # plain JSON
     assert capture.settings["sample_rate_hz"] == 50
+
+
+def test_duplicate_polar_frames_are_dropped_and_counted(tmp_path: Path) -> None:
+    """A frame delivered twice (bleak repeats callbacks after a reconnect on some versions)."""
+    import gzip
+
+    from otmon.demo import demo_capture
+
+    with gzip.open(demo_capture(), "rt") as fh:
+        lines = fh.read().splitlines()
+    data = [i for i, line in enumerate(lines) if '"fb005c82' in line and '"notify"' in line]
+    doubled = list(lines)
+    for i in sorted(data[100:105], reverse=True):
+        doubled.insert(i + 1, lines[i])  # same event again, right after the first
+    path = tmp_path / "doubled.capture.jsonl"
+    path.write_text("\n".join(doubled) + "\n")
+    original, again = decode_capture(demo_capture()), decode_capture(path)
+    assert again.n_duplicates == 5 and original.n_duplicates == 0
+    assert again.n_decode_errors == 0 and again.gaps == []
+    assert again.blocks == original.blocks
