@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     Double,
@@ -132,6 +134,62 @@ class EpochRow(Base):
     max_x_g: Mapped[float | None] = mapped_column(Double)
     max_y_g: Mapped[float | None] = mapped_column(Double)
     max_z_g: Mapped[float | None] = mapped_column(Double)
+
+
+class SecondChunkRow(Base):
+    """One hour of 1-s ENMO of one device stream (the per-second table sessions are built from).
+
+    ``data_zlib`` is zlib of three little-endian arrays of `api.services.seconds.CHUNK_S`
+    values: int64 samples per second, float64 recorded seconds, float64 mean ENMO in mg (NaN
+    where no sample) — the values of `analysis.seconds.enmo_by_second`.
+    """
+
+    __tablename__ = "second_chunks"
+    __table_args__ = (UniqueConstraint("device_id", "stream", "start_ns"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    stream: Mapped[str] = mapped_column(String(32))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    data_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LabelledSessionRow(Base):
+    """A task session labelled by a therapist: ``[start_ns, end_ns)`` UTC and its activity."""
+
+    __tablename__ = "labelled_sessions"
+    __table_args__ = (Index("ix_labelled_sessions_patient_start", "patient_id", "start_ns"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    activity: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class SessionCacheState(Base):
+    """A patient's sessions cache is valid while this row exists (ingest and labels delete it)."""
+
+    __tablename__ = "session_cache_state"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class SessionRow(Base):
+    """A cached session summary (detected, or labelled): the `otmon analyze` session object."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_patient_start", "patient_id", "start_ns"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    labelled: Mapped[bool] = mapped_column(default=False)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class AuditEntry(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # Known collector profiles (names of collector.devices.PROFILES; api must not import collector).
 DEVICE_PROFILES = (
@@ -127,3 +127,20 @@ class DayRead(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class SessionLabelIn(_Input):
+    """A therapist's label: the patient did ``activity`` from ``start`` to ``end`` (aware times)."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    activity: Annotated[str, Field(min_length=1, max_length=64, pattern=r"\S")]
+
+
+class SessionLabelRead(BaseModel):
+    """A stored labelled session."""
+
+    id: int
+    start: str
+    end: str
+    activity: str

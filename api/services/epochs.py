@@ -111,15 +111,24 @@ def stored_rows(db: Session, *, device_ids: Sequence[int]) -> list[dict[str, Any
     Where several devices or streams cover one epoch, the row with the most samples is kept
     (ties: lowest device id, then stream name), so a day is never counted twice.
     """
+    return stored_rows_and_sources(db, device_ids=device_ids)[0]
+
+
+def stored_rows_and_sources(
+    db: Session, *, device_ids: Sequence[int]
+) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """`stored_rows` and, for each row, the (device_id, stream) it was taken from."""
     if not device_ids:
-        return []
+        return [], []
     stmt = (
         select(EpochRow)
         .where(EpochRow.device_id.in_(device_ids))
         .order_by(EpochRow.start_ns, EpochRow.n_samples.desc(), EpochRow.device_id, EpochRow.stream)
     )
     chosen: dict[int, dict[str, Any]] = {}
+    sources: list[tuple[int, str]] = []
     for epoch in db.scalars(stmt):
         if epoch.start_ns not in chosen:
             chosen[epoch.start_ns] = columns_to_row(epoch)
-    return list(chosen.values())
+            sources.append((epoch.device_id, epoch.stream))
+    return list(chosen.values()), sources

@@ -17,7 +17,7 @@ from analysis.samples import NS_PER_S
 from api.errors import Conflict, Invalid, TooLarge
 from api.models import Device, SampleBlockRow
 from api.schemas import INT64_MAX, BlockAck, BlockIn, IngestRequest, IngestResponse
-from api.services import epochs
+from api.services import epochs, seconds, sessions
 
 # Wire format of `data`: little-endian float32, row-major (n_samples, 3), in g (architecture.md).
 WIRE_DTYPE = np.dtype("<f4")
@@ -160,7 +160,7 @@ def _check_against_stored(db: Session, *, device: Device, block: DecodedBlock) -
 def store(
     db: Session, *, device: Device, request: IngestRequest, max_block_samples: int
 ) -> IngestResponse:
-    """Store the request's new blocks and refresh the epochs they touch (flushed, not committed).
+    """Store new blocks, refresh the epochs and seconds they touch, invalidate sessions (flushed).
 
     Raises:
         TooLarge: a block has more than ``max_block_samples`` samples.
@@ -171,10 +171,10 @@ def store(
     # already serialises writers), so two requests never recompute the same epoch from
     # different snapshots and a racing duplicate sees the first copy.
     db.execute(select(Device.id).where(Device.id == device.id).with_for_update())
-    for i, b in enumerate(request.blocks):
-        if b.n_samples > max_block_samples:
+    for i, block_in in enumerate(request.blocks):
+        if block_in.n_samples > max_block_samples:
             raise TooLarge(
-                f"blocks[{i}] has {b.n_samples} samples, more than the limit of {max_block_samples}"
+                f"blocks[{i}] has {block_in.n_samples} samples, more than the limit of {max_block_samples}"
             )
     decoded = _check_request_order([decode_block(b, i) for i, b in enumerate(request.blocks)])
 
@@ -214,6 +214,9 @@ def store(
     for stream in sorted({b.stream for b in new}):
         spans = [(b.t0_ns, b.end_ns, b.fs_hz, b.n_samples) for b in new if b.stream == stream]
         epochs.refresh(db, device_id=device.id, stream=stream, spans=spans)
+        seconds.refresh(db, device_id=device.id, stream=stream, spans=spans)
+    if new:
+        sessions.invalidate(db, patient_id=device.patient_id)
 
     acks = [
         BlockAck(stream=b.stream, seq=b.seq, n_samples=b.n_samples, t0_ns=b.t0_ns)
