@@ -158,11 +158,15 @@ def test_replayed_capture_reaches_the_days_summary(service: tuple[str, dict[str,
         analyzed = _otmon("analyze", str(capture), "--json", "--tz", PATIENT_TZ, env=env)
         assert analyzed.returncode == 0, analyzed.stderr
         assert json.loads(analyzed.stdout)["days"] == days.json()
+        sessions = http.get(f"/patients/{patient['id']}/sessions")
+        assert sessions.status_code == 200, sessions.text
+        assert sessions.json() and json.loads(analyzed.stdout)["sessions"] == sessions.json()
 
         # The collector may resend after a crash: a second replay stores nothing twice.
         again = _otmon("replay", str(capture), "--server", url, "--token", device["token"], env=env)
         assert again.returncode == 0, again.stderr
         assert http.get(f"/patients/{patient['id']}/days").json() == days.json()
+        assert http.get(f"/patients/{patient['id']}/sessions").json() == sessions.json()
 
     if env["OTMON_DATABASE_URL"].startswith("sqlite"):
         db_path = env["OTMON_DATABASE_URL"].removeprefix("sqlite:///")
