@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from otmon import collect_cmds
 
-    collect_cmds.add_parsers(sub)  # scan, record, collect
+    collect_cmds.add_parsers(sub)  # scan, record, collect, status
     return parser
 
 
@@ -139,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _replay(args)
     if args.command == "analyze":
         return _analyze(args)
-    if args.command in ("scan", "record", "collect"):
+    if args.command in ("scan", "record", "collect", "status"):
         from otmon import collect_cmds
 
         return collect_cmds.dispatch(args)
