@@ -127,7 +127,9 @@ async def test_record_auto_with_a_drop_writes_a_capture_that_decodes(tmp_path: P
     assert len(dev.sent) == 2 and decoded.n_decode_errors == 0
 
 
-async def test_collect_by_address_uploads_every_sample(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_collect_by_address_uploads_every_sample(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     received: list[dict[str, Any]] = []
     source = _source(600)
     async with EmulatedRadio() as radio:
@@ -140,6 +142,7 @@ async def test_collect_by_address_uploads_every_sample(capsys: pytest.CaptureFix
         )
         argv = ["collect", "--device", dev.address.lower(), "--profile", "polar_pmd"]
         argv += ["--server", "http://otmon.test", "--token", TOKEN]
+        argv += ["--outbox", str(tmp_path / "outbox.sqlite3")]
         run = asyncio.get_running_loop().create_task(
             collect_cmds.run_async(build_parser().parse_args(argv), backends)
         )
@@ -150,7 +153,8 @@ async def test_collect_by_address_uploads_every_sample(capsys: pytest.CaptureFix
     assert sent.stop == len(source)
     got = np.concatenate([b["accel_g"] for b in received])
     np.testing.assert_array_equal(got, (np.round(source * 1000) / 1000).astype(np.float32))
-    assert [b["seq"] for b in received] == list(range(len(received)))
+    first = received[0]["seq"]  # a new outbox numbers from the UTC time in µs (outbox.py)
+    assert [b["seq"] for b in received] == list(range(first, first + len(received)))
     assert "uploaded to http://otmon.test: 600 samples" in capsys.readouterr().out
     assert [c[1] for c in dev.commands][-1] == pmd.STOP_ACC
 
