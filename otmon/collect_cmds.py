@@ -1,4 +1,8 @@
-"""`otmon scan`, `otmon record`, `otmon collect`: live collection from a wearable (wiring only).
+"""`otmon scan|record|collect|status`: live collection from a wearable (wiring only).
+
+`collect` decodes → commits each block to the durable outbox → a background OutboxUploader
+posts it; settings come from `--config FILE` (TOML) with flags overriding. `status` reads the
+outbox file: backlog, last upload, device state.
 
 The bleak backends are injectable only from Python (`Backends`, used by tests with emulated
 devices); the command line always uses the platform's Bluetooth stack.
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,11 +27,14 @@ if TYPE_CHECKING:
 
     from collector.reconnect import Backoff, CollectionControl, CollectionResult
     from collector.session import Clock, Sink
-    from collector.upload import Uploader
+    from collector.config import CollectorConfig
+    from collector.outbox import Outbox
 
-COMMANDS = ("scan", "record", "collect")
+COMMANDS = ("scan", "record", "collect", "status")
 # A scan for `otmon scan`: most wearables advertise every 0.1–1 s; 10 s also catches slow ones.
 DEFAULT_SCAN_S = 10.0
+# The uploader looks for new blocks every 0.5 s when idle (a block is ~60 s of samples).
+UPLOAD_IDLE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +59,13 @@ def _positive_s(text: str) -> float:
     return value
 
 
+def _config_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--config", type=Path, metavar="FILE", help="collector config (TOML)")
+    cmd.add_argument("--outbox", type=Path, metavar="FILE", help="outbox file (SQLite)")
+
+
 def add_parsers(sub: Any) -> None:
-    """Add the scan, record and collect subcommands to the `otmon` subparsers."""
+    """Add the scan, record, collect and status subcommands to the `otmon` subparsers."""
     scan = sub.add_parser("scan", help="list nearby supported wearables")
     scan.add_argument("--timeout", type=_positive_s, default=DEFAULT_SCAN_S, metavar="S")
     for name, text in (
@@ -60,14 +73,20 @@ def add_parsers(sub: Any) -> None:
         ("collect", "stream a wearable's samples to the service"),
     ):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--device", required=True, metavar="ADDRESS|auto")
+        # collect may take the device from its config file
+        cmd.add_argument("--device", required=name == "record", metavar="ADDRESS|auto")
         cmd.add_argument("--profile", metavar="NAME", help="device profile (default: detect)")
         cmd.add_argument("--duration", type=_positive_s, metavar="S", help="stop after S seconds")
         if name == "record":
             cmd.add_argument("--out", required=True, type=Path, metavar="FILE")
         else:
-            cmd.add_argument("--server", required=True, metavar="URL")
-            cmd.add_argument("--token", required=True, help="the device token")
+            cmd.add_argument("--server", metavar="URL", help="the service (or `server` in --config)")
+            cmd.add_argument("--token", help="the device token (or `token` in --config)")
+            _config_flags(cmd)
+            cmd.add_argument("--outbox-limit-mb", type=_positive_s, metavar="MB", help="disk limit")
+    status = sub.add_parser("status", help="show the collector's backlog, uploads and device")
+    _config_flags(status)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -82,6 +101,8 @@ async def run_async(args: argparse.Namespace, backends: Backends | None = None) 
         return await _scan(args, backends)
     if args.command == "record":
         return await _record(args, backends)
+    if args.command == "status":
+        return _status(args)
     return await _collect(args, backends)
 
 
@@ -138,7 +159,11 @@ def _stop_on_signals(control: CollectionControl, duration_s: float | None) -> It
 
 
 async def _run(
-    args: argparse.Namespace, backends: Backends, sink: Sink, capture: Any = None
+    args: argparse.Namespace,
+    backends: Backends,
+    sink: Sink,
+    capture: Any = None,
+    link_log: Any = None,
 ) -> CollectionResult:
     from collector.reconnect import CollectionControl, run_collection
 
@@ -157,6 +182,7 @@ async def _run(
             control=control,
             capture=capture(profile) if capture is not None else None,
             backend=backends.client,
+            link_log=link_log,
             **extra,
         )
 
@@ -191,19 +217,121 @@ async def _record(args: argparse.Namespace, backends: Backends) -> int:
     return 0 if result.stopped_by != "gave up" else 1
 
 
-def upload_sink(uploader: Uploader) -> Sink:
-    """The sink of `otmon collect`: blocks go to the uploader.
+def _config(args: argparse.Namespace) -> CollectorConfig:
+    """The config file (if any) with the command-line flags applied over it."""
+    from collector.config import CollectorConfig, load_config, merge
 
-    Seam for the durable outbox (a later issue): it replaces this function, storing each block
-    before the uploader posts it, so nothing is lost when the service is unreachable.
+    config = load_config(args.config) if args.config is not None else CollectorConfig()
+    return merge(
+        config,
+        server=getattr(args, "server", None),
+        token=getattr(args, "token", None),
+        device=getattr(args, "device", None),
+        profile=getattr(args, "profile", None),
+        outbox=args.outbox,
+        outbox_limit_mb=getattr(args, "outbox_limit_mb", None),
+    )
+
+
+def outbox_sink(outbox: Outbox) -> Sink:
+    """The sink of `otmon collect`: commit each block to the outbox before it counts.
+
+    When the outbox is full the block is refused loudly (ERROR log, counted in the status).
     """
-    return uploader.send
+    from collector.outbox import OutboxFull
+
+    async def sink(block: Any) -> None:
+        try:
+            outbox.put(block)
+        except OutboxFull as exc:
+            outbox.record_refused(block, str(exc))
+
+    return sink
 
 
 async def _collect(args: argparse.Namespace, backends: Backends) -> int:
-    from collector.upload import Uploader
+    import time
 
-    async with Uploader(args.server, args.token, transport=backends.upload_transport) as uploader:
-        result = await _run(args, backends, upload_sink(uploader))
-    print(f"uploaded to {args.server}: {_summary(result)}")
+    from collector.outbox import Outbox
+    from collector.reconnect import LinkLog, LinkState
+    from collector.upload import OutboxUploader
+    from otmon.cli import CliError
+
+    config = _config(args)
+    where = f" in {args.config}" if args.config is not None else ""
+    for key in ("server", "token", "device"):
+        if getattr(config, key) is None:
+            raise CliError(f"otmon collect needs --{key} (or `{key}` in the config file{where})")
+    args.device, args.profile = config.device, config.profile
+    outbox = Outbox(config.outbox_path, limit_bytes=config.limit_bytes,
+                    warn_fraction=config.warn_fraction)
+    refused_before = outbox.status().get("refused_samples", 0)
+    outbox.set_status(device=config.device, server=config.server, collector_pid=os.getpid(),
+                      started_ns=time.time_ns(), device_state="searching")
+
+    def on_link(state: LinkState, detail: str) -> None:
+        outbox.set_status(device_state=state.value, device_detail=detail or None,
+                          device_state_ns=time.time_ns())
+
+    uploader = OutboxUploader(outbox, config.server, config.token,
+                              transport=backends.upload_transport)
+    stop = asyncio.Event()
+    upload_task = asyncio.create_task(uploader.run(stop, idle_s=UPLOAD_IDLE_S))
+    try:
+        result = await _run(args, backends, outbox_sink(outbox),
+                            link_log=LinkLog(name=config.device, on_change=on_link))
+        deadline = time.monotonic() + config.drain_timeout_s
+        while outbox.backlog().n_blocks and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await upload_task
+        await uploader.aclose()
+        outbox.set_status(device_state="stopped", collector_pid=None)
+        backlog = outbox.backlog()
+        refused = outbox.status().get("refused_samples", 0) - refused_before
+        outbox.close()
+    print(f"uploaded to {config.server}: {_summary(result)}; "
+          f"{backlog.n_samples} samples ({backlog.n_blocks} blocks) wait in {config.outbox_path}"
+          + (f"; {refused} samples REFUSED (outbox full)" if refused else ""))
     return 0 if result.stopped_by != "gave up" else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print the collector's status from its outbox file (never creates one)."""
+    import json
+
+    from collector.outbox import Outbox, status_report
+    from otmon.cli import CliError
+
+    config = _config(args)
+    if not config.outbox_path.exists():
+        raise CliError(f"no outbox at {config.outbox_path}: the collector has not run yet")
+    with Outbox(config.outbox_path, limit_bytes=config.limit_bytes,
+                warn_fraction=config.warn_fraction) as outbox:
+        report = status_report(outbox)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    for label, key in STATUS_LINES:
+        value = report.get(key)
+        print(f"{label:<18}{'unknown' if value is None else value}")
+    for key in ("warning", "full", "last_error", "last_refusal"):
+        if report.get(key):
+            print(f"{key.replace('_', ' ').upper()}: {report[key]}")
+    return 0
+
+
+# (label, status_report key) of the lines `otmon status` prints.
+STATUS_LINES = (
+    ("outbox", "outbox"),
+    ("backlog", "backlog"),
+    ("oldest waiting", "backlog_age"),
+    ("last upload", "last_upload"),
+    ("device", "device"),
+    ("connection", "device_state"),
+    ("battery", "battery"),
+    ("collector", "collector"),
+    ("refused by server", "refused_blocks"),
+    ("refused (full)", "refused_samples"),
+)

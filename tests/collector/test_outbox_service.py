@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from analysis.samples import SampleBlock
+from tests.collector.test_outbox_source import checksum, source_block  # noqa: F401 (re-export)
 from api.app import create_app
 from api.db import upgrade
 from api.models import SampleBlockRow
@@ -22,8 +21,6 @@ from api.settings import Settings
 from tests.api.factories import make_device, make_patient, make_therapist
 
 SECRET = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
-T0_NS = 1_709_287_200_000_000_000  # 2024-03-01 10:00:00 UTC
-FS_HZ = 50.0
 
 
 def make_service(directory: Path, max_body_bytes: int = 16 * 1024 * 1024) -> tuple[FastAPI, str]:
@@ -41,21 +38,6 @@ def make_service(directory: Path, max_body_bytes: int = 16 * 1024 * 1024) -> tup
             _, headers = make_device(db, make_patient(db, therapist))
         token_file.write_text(headers["Authorization"].split()[1])
     return app, token_file.read_text()
-
-
-def source_block(i: int, n: int = 300) -> SampleBlock:
-    """Block `i` of a deterministic 50 Hz recording (n samples each, back to back)."""
-    rng = np.random.default_rng(i)
-    accel = rng.normal(0, 0.5, size=(n, 3)).astype(np.float32)
-    return SampleBlock(T0_NS + i * n * 20_000_000, FS_HZ, accel)
-
-
-def checksum(arrays: list[np.ndarray]) -> str:
-    """SHA-256 over the samples in order."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a, dtype="<f4").tobytes())
-    return h.hexdigest()
 
 
 def stored(app: FastAPI) -> list[SampleBlockRow]:
