@@ -8,6 +8,11 @@ epoch depends only on that epoch's samples in time order. Sums are accumulated w
 `numpy.bincount`, which adds the samples of each epoch one after the other, so the
 result is bit-identical whether the table is computed from a whole recording or only
 from the blocks that overlap some epochs. Minima and maxima are exact in any order.
+
+Memory: blocks that follow one another in time (the normal case) are aggregated chunk by
+chunk by `analysis.streaming.EpochAccumulator` (same sums in the same order, so the same
+bits), never as an (n, 3) float64 copy of the input; only overlapping blocks, which must be
+sorted sample by sample, are concatenated in memory.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.metrics import MG_PER_G, enmo_mad_by_epoch_g, vector_magnitude_g
 from analysis.samples import NS_PER_S, SampleBlock
 
 __all__ = ["ROW_KEYS", "EpochTable", "epoch_ns_of", "epoch_table"]
@@ -264,52 +268,34 @@ def epoch_table(blocks: Sequence[SampleBlock], *, epoch_s: float = 5.0) -> Epoch
     Each epoch's values depend only on its own samples in time order (sequential
     summation by `numpy.bincount`), so a table computed from a subset of blocks equals,
     bit for bit, the same epochs of the table computed from all blocks, provided the
-    subset holds every block with a sample in those epochs.
+    subset holds every block with a sample in those epochs. Memory is bounded by a chunk
+    (`analysis.streaming.CHUNK_SAMPLES`) plus the table unless blocks overlap in time.
     """
+    from analysis.streaming import EpochAccumulator, NonFiniteError, aggregate_sorted
+
     epoch_ns = epoch_ns_of(epoch_s)
     blocks = [b for b in sorted(blocks, key=lambda b: b.t0_ns) if b.n_samples]
     if not blocks:
         return EpochTable.empty(epoch_s)
+    last_ns = [b.t0_ns + round((b.n_samples - 1) * b.period_ns) for b in blocks]
+    if all(blocks[i + 1].t0_ns >= last_ns[i] for i in range(len(blocks) - 1)):
+        # Blocks follow one another: aggregate chunk by chunk (bounded memory, no
+        # (n, 3) float64 copy of the input); numbers are those of the path below.
+        acc = EpochAccumulator(epoch_s=epoch_s)
+        tables = []
+        for i, b in enumerate(blocks):
+            try:
+                tables.append(acc.feed(b))
+            except NonFiniteError:
+                raise ValueError(f"blocks must hold finite acceleration, block {i} ({b!r}) has NaN or inf") from None
+        tables.append(acc.finish())
+        return EpochTable.concat([t for t in tables if len(t)] or tables[:1])
+    # Overlapping blocks: sort all samples by time (stable: block start order on ties).
     for i, b in enumerate(blocks):
         if not np.isfinite(b.accel_g).all():
             raise ValueError(f"blocks must hold finite acceleration, block {i} ({b!r}) has NaN or inf")
     times = np.concatenate([b.times_ns() for b in blocks])
     accel = np.concatenate([b.accel_g.astype(np.float64, copy=False) for b in blocks])
     period_ns = np.concatenate([np.full(b.n_samples, b.period_ns) for b in blocks])
-    if times.size > 1 and not bool(np.all(np.diff(times) >= 0)):
-        order = np.argsort(times, kind="stable")
-        times, accel, period_ns = times[order], accel[order], period_ns[order]
-
-    epoch_no = np.floor_divide(times, epoch_ns)
-    is_first = np.empty(times.size, dtype=bool)
-    is_first[0] = True
-    np.not_equal(epoch_no[1:], epoch_no[:-1], out=is_first[1:])
-    first = np.flatnonzero(is_first)
-    group = np.cumsum(is_first) - 1
-    n_epochs = first.size
-
-    n_samples = np.bincount(group, minlength=n_epochs).astype(np.int64)
-    # Integer-valued periods (e.g. 20 000 000 ns at 50 Hz) sum exactly.
-    covered_s = np.bincount(group, weights=period_ns, minlength=n_epochs) / NS_PER_S
-    sum_g = np.empty((n_epochs, 3))
-    sumsq_g2 = np.empty((n_epochs, 3))
-    for j in range(3):
-        col = accel[:, j]
-        sum_g[:, j] = np.bincount(group, weights=col, minlength=n_epochs)
-        sumsq_g2[:, j] = np.bincount(group, weights=col * col, minlength=n_epochs)
-    # min/max are exact in any grouping, so reduceat is safe here.
-    min_g = np.minimum.reduceat(accel, first, axis=0)
-    max_g = np.maximum.reduceat(accel, first, axis=0)
-    enmo, mad = enmo_mad_by_epoch_g(vector_magnitude_g(accel), group, n_epochs)
-    return EpochTable(
-        epoch_s=epoch_s,
-        start_ns=epoch_no[first] * epoch_ns,
-        n_samples=n_samples,
-        covered_s=covered_s,
-        enmo_mg=enmo * MG_PER_G,
-        mad_mg=mad * MG_PER_G,
-        sum_g=sum_g,
-        sumsq_g2=sumsq_g2,
-        min_g=min_g,
-        max_g=max_g,
-    )
+    order = np.argsort(times, kind="stable")
+    return EpochTable(epoch_s, **aggregate_sorted(times[order], accel[order], period_ns[order], epoch_ns))
