@@ -45,7 +45,17 @@ CHUNK_SAMPLES = 1 << 19
 #: Fewer epochs than this per run go through `bincount`: with very few columns NumPy may
 #: turn the first-axis reduction into a pairwise one, which would change the last bits.
 _MIN_EVEN_EPOCHS = 8
-_FIELDS = ("start_ns", "n_samples", "covered_s", "enmo_mg", "mad_mg", "sum_g", "sumsq_g2", "min_g", "max_g")
+_FIELDS = (
+    "start_ns",
+    "n_samples",
+    "covered_s",
+    "enmo_mg",
+    "mad_mg",
+    "sum_g",
+    "sumsq_g2",
+    "min_g",
+    "max_g",
+)
 
 Parts = dict[str, NDArray[Any]]
 
@@ -112,12 +122,14 @@ def aggregate_sorted(
         sub_group = np.cumsum(is_first) - 1
         n_sub = int(sub_group[-1]) + 1
         sub_enmo, sub_n = epoch_means(np.maximum(en - GRAVITY_G, 0.0), sub_group, n_sub)
-        sub.append({
-            "start_ns": sub_no[is_first] * sub_ns,
-            "n_samples": sub_n,
-            "covered_s": np.bincount(sub_group, weights=period_ns, minlength=n_sub) / NS_PER_S,
-            "enmo_mg": sub_enmo * MG_PER_G,
-        })
+        sub.append(
+            {
+                "start_ns": sub_no[is_first] * sub_ns,
+                "n_samples": sub_n,
+                "covered_s": np.bincount(sub_group, weights=period_ns, minlength=n_sub) / NS_PER_S,
+                "enmo_mg": sub_enmo * MG_PER_G,
+            }
+        )
     return {
         "start_ns": epoch_no[first] * epoch_ns,
         "n_samples": n_samples,
@@ -183,16 +195,24 @@ def _aggregate_even(
         assert sub_starts is not None and sub_offsets_ns is not None
         ends = np.append(sub_starts[1:], per_epoch)
         lens = ends - sub_starts
-        sums = np.stack([np.add.reduce(enmo[a:b], axis=0) + 0.0 for a, b in zip(sub_starts, ends, strict=True)])
+        sums = np.stack(
+            [np.add.reduce(enmo[a:b], axis=0) + 0.0 for a, b in zip(sub_starts, ends, strict=True)]
+        )
         n_sub = np.broadcast_to(lens[:, None], sums.shape)
-        starts = first_start_ns + np.arange(k, dtype=np.int64)[None, :] * epoch_ns + sub_offsets_ns[:, None]
+        starts = (
+            first_start_ns
+            + np.arange(k, dtype=np.int64)[None, :] * epoch_ns
+            + sub_offsets_ns[:, None]
+        )
         covered = np.array([_covered_s(period_ns, int(n)) for n in lens])
-        sub.append({  # (m, k) → epoch-major, i.e. time order
-            "start_ns": starts.T.ravel(),
-            "n_samples": n_sub.T.ravel().astype(np.int64),
-            "covered_s": np.broadcast_to(covered[:, None], sums.shape).T.ravel(),
-            "enmo_mg": (sums / n_sub).T.ravel() * MG_PER_G,
-        })
+        sub.append(
+            {  # (m, k) → epoch-major, i.e. time order
+                "start_ns": starts.T.ravel(),
+                "n_samples": n_sub.T.ravel().astype(np.int64),
+                "covered_s": np.broadcast_to(covered[:, None], sums.shape).T.ravel(),
+                "enmo_mg": (sums / n_sub).T.ravel() * MG_PER_G,
+            }
+        )
     np.subtract(en, mean_en, out=enmo)
     np.abs(enmo, out=enmo)
     mad_g = (np.add.reduce(enmo, axis=0) + 0.0) / per_epoch
@@ -252,7 +272,11 @@ class EpochAccumulator:
     """
 
     def __init__(
-        self, *, epoch_s: float = 5.0, chunk_samples: int = CHUNK_SAMPLES, sub_epoch_s: float | None = None
+        self,
+        *,
+        epoch_s: float = 5.0,
+        chunk_samples: int = CHUNK_SAMPLES,
+        sub_epoch_s: float | None = None,
     ) -> None:
         self.epoch_ns = epoch_ns_of(epoch_s)
         self.epoch_s = float(epoch_s)
@@ -261,7 +285,9 @@ class EpochAccumulator:
         if sub_epoch_s is not None:
             self.sub_ns = epoch_ns_of(sub_epoch_s)
             if self.epoch_ns % self.sub_ns:
-                raise ValueError(f"sub_epoch_s must divide epoch_s, got {sub_epoch_s!r} and {epoch_s!r}")
+                raise ValueError(
+                    f"sub_epoch_s must divide epoch_s, got {sub_epoch_s!r} and {epoch_s!r}"
+                )
             self._sub = []
             self.sub_epoch_s = float(sub_epoch_s)
         if not isinstance(chunk_samples, int) or chunk_samples < 1:
@@ -292,7 +318,10 @@ class EpochAccumulator:
         if not parts:
             z = np.empty(0)
             return SecondEnmo(np.empty(0, np.int64), np.empty(0, np.int64), z, z, self.sub_epoch_s)
-        cat = {f: np.concatenate([p[f] for p in parts]) for f in ("start_ns", "n_samples", "covered_s", "enmo_mg")}
+        cat = {
+            f: np.concatenate([p[f] for p in parts])
+            for f in ("start_ns", "n_samples", "covered_s", "enmo_mg")
+        }
         return SecondEnmo(epoch_s=self.sub_epoch_s, **cat)
 
     def feed(self, block: SampleBlock) -> EpochTable:
@@ -305,7 +334,9 @@ class EpochAccumulator:
         """
         return self.feed_array(block.accel_g, t0_ns=block.t0_ns, fs_hz=block.fs_hz)
 
-    def feed_array(self, accel_g: NDArray[Any], *, t0_ns: int, fs_hz: float, first_index: int = 0) -> EpochTable:
+    def feed_array(
+        self, accel_g: NDArray[Any], *, t0_ns: int, fs_hz: float, first_index: int = 0
+    ) -> EpochTable:
         """Add samples ``first_index …`` of a uniform block starting at `t0_ns`; finished epochs.
 
         Parameters
@@ -335,7 +366,9 @@ class EpochAccumulator:
             chunk = block.accel_g[c0 : c0 + self.chunk_samples]
             if not np.isfinite(chunk).all():
                 row = c0 + int(np.flatnonzero(~np.isfinite(chunk).all(axis=1))[0])
-                raise NonFiniteError(f"accel_g must be finite, sample {first_index + row} of {block!r} is NaN or inf")
+                raise NonFiniteError(
+                    f"accel_g must be finite, sample {first_index + row} of {block!r} is NaN or inf"
+                )
             idx = np.arange(first_index + c0, first_index + c0 + chunk.shape[0], dtype=np.float64)
             times = block.t0_ns + np.rint(idx * period_ns).astype(np.int64)
             self._chunk(times, chunk, period_ns, parts)
@@ -360,7 +393,9 @@ class EpochAccumulator:
         self._pend_p.append(np.full(times.size, period_ns))
         self._pend_epoch = int(times[0] // self.epoch_ns)
 
-    def _chunk(self, times: NDArray[np.int64], accel: NDArray[Any], period_ns: float, parts: list[Parts]) -> None:
+    def _chunk(
+        self, times: NDArray[np.int64], accel: NDArray[Any], period_ns: float, parts: list[Parts]
+    ) -> None:
         if times.size == 0:
             return
         if self._last_ns is not None and int(times[0]) < self._last_ns:
@@ -412,7 +447,9 @@ class EpochAccumulator:
         if usable:
             span = epoch_no[starts[i1 - 1]] - epoch_no[starts[i0]]
             usable = int(span) == i1 - i0 - 1
-        a0, a1 = (int(starts[i0]), int(starts[i1]) if i1 < lens.size else hi) if usable else (lo, lo)
+        a0, a1 = (
+            (int(starts[i0]), int(starts[i1]) if i1 < lens.size else hi) if usable else (lo, lo)
+        )
         first_ns = int(epoch_no[a0]) * self.epoch_ns
         sub_starts = sub_offsets = None
         if usable and self._sub is not None:
@@ -422,16 +459,31 @@ class EpochAccumulator:
             a0 = a1 = lo
         if a0 > lo:
             p = np.full(a0 - lo, period_ns)
-            parts.append(aggregate_sorted(times[lo:a0], accel[lo:a0], p, self.epoch_ns, self._sub, self.sub_ns))
+            parts.append(
+                aggregate_sorted(
+                    times[lo:a0], accel[lo:a0], p, self.epoch_ns, self._sub, self.sub_ns
+                )
+            )
         if a1 > a0:
             parts.append(
                 _aggregate_even(
-                    accel[a0:a1], per, period_ns, first_ns, self.epoch_ns, self._sub, sub_starts, sub_offsets
+                    accel[a0:a1],
+                    per,
+                    period_ns,
+                    first_ns,
+                    self.epoch_ns,
+                    self._sub,
+                    sub_starts,
+                    sub_offsets,
                 )
             )
         if a1 < hi:
             p = np.full(hi - a1, period_ns)
-            parts.append(aggregate_sorted(times[a1:hi], accel[a1:hi], p, self.epoch_ns, self._sub, self.sub_ns))
+            parts.append(
+                aggregate_sorted(
+                    times[a1:hi], accel[a1:hi], p, self.epoch_ns, self._sub, self.sub_ns
+                )
+            )
 
     def _sub_pattern(
         self, times: NDArray[np.int64], per: int, first_ns: int
@@ -439,7 +491,10 @@ class EpochAccumulator:
         """Sample offsets and ns offsets of the sub-epochs, if equal in every epoch."""
         k = times.size // per
         sub_start = (times // self.sub_ns) * self.sub_ns
-        rel = sub_start.reshape(k, per) - (first_ns + np.arange(k, dtype=np.int64) * self.epoch_ns)[:, None]
+        rel = (
+            sub_start.reshape(k, per)
+            - (first_ns + np.arange(k, dtype=np.int64) * self.epoch_ns)[:, None]
+        )
         if not bool((rel == rel[0]).all()):
             return None, None
         row = rel[0]
