@@ -95,7 +95,9 @@ def load_config(path: str | Path) -> CollectorConfig:
             raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(_KNOWN)})")
         if key in _STRINGS:
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{path}: key {key!r}: expected a non-empty string, got {value!r}")
+                raise ConfigError(
+                    f"{path}: key {key!r}: expected a non-empty string, got {value!r}"
+                )
             values[key] = value.strip()
         elif key == "outbox_warn_percent":
             values[key] = _number(path, key, value, 0, 100)
@@ -105,7 +107,9 @@ def load_config(path: str | Path) -> CollectorConfig:
         outbox = Path(values["outbox"]).expanduser()
         values["outbox"] = outbox if outbox.is_absolute() else path.parent / outbox
     if "server" in values and not values["server"].startswith(("http://", "https://")):
-        raise ConfigError(f"{path}: key 'server': expected an http(s) URL, got {values['server']!r}")
+        raise ConfigError(
+            f"{path}: key 'server': expected an http(s) URL, got {values['server']!r}"
+        )
     return CollectorConfig(**values)
 
 

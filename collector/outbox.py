@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -290,7 +290,7 @@ class Outbox:
         """Close the connection."""
         self._db.close()
 
-    def __enter__(self) -> Outbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -334,7 +334,8 @@ def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
         "backlog_samples": backlog.n_samples,
         "backlog_bytes": backlog.used_bytes,
         "limit_bytes": backlog.limit_bytes,
-        "backlog_age_s": None if backlog.oldest_stored_ns is None
+        "backlog_age_s": None
+        if backlog.oldest_stored_ns is None
         else (now_ns - backlog.oldest_stored_ns) / 1e9,
         "backlog_age": _ago(now_ns, backlog.oldest_stored_ns),
         "last_upload_ns": status.get("last_upload_ns"),
@@ -346,7 +347,9 @@ def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
         "refused_blocks": backlog.n_refused_blocks,
         "refused_samples": status.get("refused_samples", 0),
         "warning": status.get("warning"),
-        "full": None if "refused_since_ns" not in status else "outbox full: new samples are "
+        "full": None
+        if "refused_since_ns" not in status
+        else "outbox full: new samples are "
         f"refused since {_ago(now_ns, status['refused_since_ns'])}",
         "last_error": status.get("last_error"),
         "last_refusal": status.get("last_refusal"),

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import numpy as np
@@ -148,7 +148,7 @@ class Uploader:
         """Close the HTTP client (queued blocks are not posted)."""
         await self._client.aclose()
 
-    async def __aenter__(self) -> Uploader:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -327,13 +327,19 @@ class OutboxUploader:
         self._failures = 0
         self._isolate_left = max(0, self._isolate_left - len(batch))
         self.stats.n_confirmed_blocks += len(sent)
-        self.stats.n_confirmed_samples += sum(b.n_samples for b in batch if (b.stream, b.seq) in acked)
+        self.stats.n_confirmed_samples += sum(
+            b.n_samples for b in batch if (b.stream, b.seq) in acked
+        )
         self.outbox.set_status(last_upload_ns=time.time_ns(), last_error=None, last_error_ns=None)
 
     def _refuse(self, block: StoredBlock, status: int, reason: str) -> None:
         log.error(
             "the service refused stream %r seq %d for good (HTTP %d): %s; kept in the outbox's "
-            "refused table", block.stream, block.seq, status, reason,
+            "refused table",
+            block.stream,
+            block.seq,
+            status,
+            reason,
         )
         self.outbox.refuse((block.stream, block.seq), status, f"HTTP {status}: {reason}")
         self._isolate_left = max(0, self._isolate_left - 1)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +27,20 @@ if TYPE_CHECKING:
     from bleak.backends.client import BaseBleakClient
     from bleak.backends.scanner import BaseBleakScanner
 
-    from collector.reconnect import Backoff, CollectionControl, CollectionResult
-    from collector.session import Clock, Sink
     from collector.config import CollectorConfig
     from collector.outbox import Outbox
+    from collector.reconnect import Backoff, CollectionControl, CollectionResult
+    from collector.session import Clock, Sink
+
+log = logging.getLogger(__name__)
 
 COMMANDS = ("scan", "record", "collect", "status")
 # A scan for `otmon scan`: most wearables advertise every 0.1–1 s; 10 s also catches slow ones.
 DEFAULT_SCAN_S = 10.0
+# Battery Level characteristic of the standard Battery Service 0x180F (Bluetooth SIG GATT
+# assigned numbers): one byte, 0-100 %; most wearables expose it (Polar H10, InfiniTime, Thingy).
+BATTERY_LEVEL_UUID = "00002a19-0000-1000-8000-00805f9b34fb"
+BATTERY_READ_TIMEOUT_S = 5.0
 # The uploader looks for new blocks every 0.5 s when idle (a block is ~60 s of samples).
 UPLOAD_IDLE_S = 0.5
 
@@ -80,7 +88,9 @@ def add_parsers(sub: Any) -> None:
         if name == "record":
             cmd.add_argument("--out", required=True, type=Path, metavar="FILE")
         else:
-            cmd.add_argument("--server", metavar="URL", help="the service (or `server` in --config)")
+            cmd.add_argument(
+                "--server", metavar="URL", help="the service (or `server` in --config)"
+            )
             cmd.add_argument("--token", help="the device token (or `token` in --config)")
             _config_flags(cmd)
             cmd.add_argument("--outbox-limit-mb", type=_positive_s, metavar="MB", help="disk limit")
@@ -164,6 +174,7 @@ async def _run(
     sink: Sink,
     capture: Any = None,
     link_log: Any = None,
+    on_session: Any = None,
 ) -> CollectionResult:
     from collector.reconnect import CollectionControl, run_collection
 
@@ -183,6 +194,7 @@ async def _run(
             capture=capture(profile) if capture is not None else None,
             backend=backends.client,
             link_log=link_log,
+            on_session=on_session,
             **extra,
         )
 
@@ -250,8 +262,6 @@ def outbox_sink(outbox: Outbox) -> Sink:
 
 
 async def _collect(args: argparse.Namespace, backends: Backends) -> int:
-    import time
-
     from collector.outbox import Outbox
     from collector.reconnect import LinkLog, LinkState
     from collector.upload import OutboxUploader
@@ -262,39 +272,75 @@ async def _collect(args: argparse.Namespace, backends: Backends) -> int:
     for key in ("server", "token", "device"):
         if getattr(config, key) is None:
             raise CliError(f"otmon collect needs --{key} (or `{key}` in the config file{where})")
-    args.device, args.profile = config.device, config.profile
-    outbox = Outbox(config.outbox_path, limit_bytes=config.limit_bytes,
-                    warn_fraction=config.warn_fraction)
+    server, token, device = str(config.server), str(config.token), str(config.device)
+    args.device, args.profile = device, config.profile
+    outbox = Outbox(
+        config.outbox_path, limit_bytes=config.limit_bytes, warn_fraction=config.warn_fraction
+    )
     refused_before = outbox.status().get("refused_samples", 0)
-    outbox.set_status(device=config.device, server=config.server, collector_pid=os.getpid(),
-                      started_ns=time.time_ns(), device_state="searching")
+    outbox.set_status(
+        device=config.device,
+        server=config.server,
+        collector_pid=os.getpid(),
+        started_ns=time.time_ns(),
+        device_state="searching",
+    )
+
+    clients: list[Any] = []
+    reads: list[asyncio.Task[None]] = []
 
     def on_link(state: LinkState, detail: str) -> None:
-        outbox.set_status(device_state=state.value, device_detail=detail or None,
-                          device_state_ns=time.time_ns())
+        outbox.set_status(
+            device_state=state.value, device_detail=detail or None, device_state_ns=time.time_ns()
+        )
+        if state is LinkState.STREAMING and clients:
+            reads.append(asyncio.get_running_loop().create_task(_read_battery(clients[-1], outbox)))
 
-    uploader = OutboxUploader(outbox, config.server, config.token,
-                              transport=backends.upload_transport)
+    uploader = OutboxUploader(outbox, server, token, transport=backends.upload_transport)
     stop = asyncio.Event()
     upload_task = asyncio.create_task(uploader.run(stop, idle_s=UPLOAD_IDLE_S))
     try:
-        result = await _run(args, backends, outbox_sink(outbox),
-                            link_log=LinkLog(name=config.device, on_change=on_link))
+        result = await _run(
+            args,
+            backends,
+            outbox_sink(outbox),
+            link_log=LinkLog(name=device, on_change=on_link),
+            on_session=lambda _session, client: clients.append(client),
+        )
         deadline = time.monotonic() + config.drain_timeout_s
         while outbox.backlog().n_blocks and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         stop.set()
+        await asyncio.gather(*reads, return_exceptions=True)
         await upload_task
         await uploader.aclose()
         outbox.set_status(device_state="stopped", collector_pid=None)
         backlog = outbox.backlog()
         refused = outbox.status().get("refused_samples", 0) - refused_before
         outbox.close()
-    print(f"uploaded to {config.server}: {_summary(result)}; "
-          f"{backlog.n_samples} samples ({backlog.n_blocks} blocks) wait in {config.outbox_path}"
-          + (f"; {refused} samples REFUSED (outbox full)" if refused else ""))
+    print(
+        f"uploaded to {config.server}: {_summary(result)}; "
+        f"{backlog.n_samples} samples ({backlog.n_blocks} blocks) wait in {config.outbox_path}"
+        + (f"; {refused} samples REFUSED (outbox full)" if refused else "")
+    )
     return 0 if result.stopped_by != "gave up" else 1
+
+
+async def _read_battery(client: Any, outbox: Outbox) -> None:
+    """Record the standard Battery Level (0-100 %) in the status, if the device has it."""
+    from bleak.exc import BleakError
+
+    char = client.services.get_characteristic(BATTERY_LEVEL_UUID)
+    if char is None:
+        return
+    try:
+        value = await asyncio.wait_for(client.read_gatt_char(char), BATTERY_READ_TIMEOUT_S)
+    except (BleakError, TimeoutError, OSError, EOFError) as exc:
+        log.info("battery level not read: %s", exc)
+        return
+    if len(value) >= 1 and value[0] <= 100:
+        outbox.set_status(battery_pct=int(value[0]), battery_ns=time.time_ns())
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -307,8 +353,9 @@ def _status(args: argparse.Namespace) -> int:
     config = _config(args)
     if not config.outbox_path.exists():
         raise CliError(f"no outbox at {config.outbox_path}: the collector has not run yet")
-    with Outbox(config.outbox_path, limit_bytes=config.limit_bytes,
-                warn_fraction=config.warn_fraction) as outbox:
+    with Outbox(
+        config.outbox_path, limit_bytes=config.limit_bytes, warn_fraction=config.warn_fraction
+    ) as outbox:
         report = status_report(outbox)
     if args.json:
         print(json.dumps(report, sort_keys=True))

@@ -12,13 +12,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.collector.test_outbox_source import checksum, source_block  # noqa: F401 (re-export)
 from api.app import create_app
 from api.db import upgrade
 from api.models import SampleBlockRow
 from api.services.ingest import load_accel
 from api.settings import Settings
 from tests.api.factories import make_device, make_patient, make_therapist
+from tests.collector.test_outbox_source import checksum, source_block  # noqa: F401 (re-export)
 
 SECRET = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -28,8 +28,9 @@ def make_service(directory: Path, max_body_bytes: int = 16 * 1024 * 1024) -> tup
     url = f"sqlite:///{directory / 'server.sqlite3'}"
     fresh = not (directory / "server.sqlite3").exists()
     upgrade(url)
-    settings = Settings(database_url=url, secret_key=SECRET, data_dir=directory,
-                        max_body_bytes=max_body_bytes)
+    settings = Settings(
+        database_url=url, secret_key=SECRET, data_dir=directory, max_body_bytes=max_body_bytes
+    )
     app = create_app(settings)
     token_file = directory / "device-token"
     if fresh:
@@ -43,7 +44,9 @@ def make_service(directory: Path, max_body_bytes: int = 16 * 1024 * 1024) -> tup
 def stored(app: FastAPI) -> list[SampleBlockRow]:
     """Every stored block, in (stream, seq) order."""
     with Session(app.state.engine) as db:
-        rows = db.scalars(select(SampleBlockRow).order_by(SampleBlockRow.stream, SampleBlockRow.seq))
+        rows = db.scalars(
+            select(SampleBlockRow).order_by(SampleBlockRow.stream, SampleBlockRow.seq)
+        )
         return list(rows)
 
 

@@ -99,7 +99,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     with (tmp_path / "serve.log").open("wb") as log_fh:
         server = subprocess.Popen(
             [sys.executable, "-m", "otmon", "serve", "--port", str(port), "--database-url", url],
-            cwd=REPO, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -127,7 +130,10 @@ def start(directory: Path, url: str, token: str, seed: int) -> subprocess.Popen[
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(directory), url, token, str(N_BLOCKS), str(seed)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 

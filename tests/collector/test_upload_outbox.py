@@ -43,9 +43,16 @@ def fill(box: Outbox, n: int = N_BLOCKS, start: int = 0) -> list[np.ndarray]:
     return [b.accel_g for b in blocks]
 
 
-def uploader(box: Outbox, transport: httpx.AsyncBaseTransport, token: str, **kw: object) -> OutboxUploader:
+def uploader(
+    box: Outbox, transport: httpx.AsyncBaseTransport, token: str, **kw: object
+) -> OutboxUploader:
     return OutboxUploader(
-        box, "http://otmon.test", token, transport=transport, rng=random.Random(1), **kw  # type: ignore[arg-type]
+        box,
+        "http://otmon.test",
+        token,
+        transport=transport,
+        rng=random.Random(1),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -70,7 +77,9 @@ async def test_exactly_once_with_5xx_and_connection_cuts(tmp_path: Path) -> None
 
 def test_backoff_doubles_with_jitter_and_is_capped(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.sqlite3") as box:
-        up = OutboxUploader(box, "http://x", "t", rng=random.Random(0), backoff_s=0.5, max_backoff_s=8)
+        up = OutboxUploader(
+            box, "http://x", "t", rng=random.Random(0), backoff_s=0.5, max_backoff_s=8
+        )
         delays = [up.backoff_delay_s(n) for n in range(1, 9)]
     for n, d in enumerate(delays, start=1):
         full = min(8.0, 0.5 * 2 ** (n - 1))
@@ -110,7 +119,9 @@ async def test_413_from_the_real_body_limit_splits_batches(tmp_path: Path) -> No
         await up.aclose()
     assert checksum(stored_samples(app)) == checksum(source)
     assert [r.seq for r in stored(app)] == list(range(45))
-    assert up.stats.n_refused_blocks == 0 and up.stats.n_requests == 1 + 1 + 4  # 413, 10, 10, 10, 10, 5
+    # 20 blocks → 413; then 10, 10, 10, 10, 5 confirmed; nothing refused.
+    assert requests == [0, 10, 20, 30, 40, 45]
+    assert up.stats.n_refused_blocks == 0 and up.stats.n_requests == 6
 
 
 async def test_409_same_key_other_body_is_kept_and_reported(
