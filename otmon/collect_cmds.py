@@ -67,6 +67,16 @@ def _positive_s(text: str) -> float:
     return value
 
 
+def _positive_mb(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MiB, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 MiB, got {text}")
+    return value
+
+
 def _config_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--config", type=Path, metavar="FILE", help="collector config (TOML)")
     cmd.add_argument("--outbox", type=Path, metavar="FILE", help="outbox file (SQLite)")
@@ -93,7 +103,12 @@ def add_parsers(sub: Any) -> None:
             )
             cmd.add_argument("--token", help="the device token (or `token` in --config)")
             _config_flags(cmd)
-            cmd.add_argument("--outbox-limit-mb", type=_positive_s, metavar="MB", help="disk limit")
+            cmd.add_argument(
+                "--outbox-limit-mb",
+                type=_positive_mb,
+                metavar="MB",
+                help="outbox disk limit in MiB",
+            )
     status = sub.add_parser("status", help="show the collector's backlog, uploads and device")
     _config_flags(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
