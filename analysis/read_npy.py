@@ -2,19 +2,63 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import mmap
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from analysis.errors import ReaderError
 from analysis.samples import Recording, SampleBlock
 
-__all__ = ["read_npy"]
+__all__ = ["read_npy", "release_pages"]
 
 #: Rows checked per step for NaN/inf, so the check never holds more than ~24 MB.
 _CHECK_ROWS = 1 << 20
+#: Linux madvise(2) advice that unmaps pages from this process (file data stays cached).
+_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", 4)
+
+
+def _libc_madvise() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MADVISE = _libc_madvise() if os.name == "posix" else None
+
+
+def release_pages(accel_g: Any) -> None:
+    """Unmap the pages of a slice of a memory-mapped array from this process.
+
+    Reading a memory map makes every page read resident in the process, so a scan of a
+    week-long file would hold the whole file in its RSS. Calling this on each chunk once
+    it is processed keeps the resident set at about one chunk. The data are unchanged
+    (a read-only file mapping: a later read faults the page back in from the page
+    cache). Does nothing for arrays that are not C-contiguous memory maps, or where
+    ``madvise`` is unavailable.
+
+    Parameters
+    ----------
+    accel_g : ndarray
+        A slice of an ``np.memmap`` (e.g. ``SampleBlock.accel_g[lo:hi]`` of a `read_npy`
+        block); only whole pages inside it are released.
+    """
+    if _MADVISE is None or not isinstance(accel_g, np.memmap) or not accel_g.flags.c_contiguous:
+        return
+    start = int(accel_g.ctypes.data)
+    page = mmap.PAGESIZE
+    lo = -(-start // page) * page
+    hi = (start + accel_g.nbytes) // page * page
+    if hi > lo:
+        _MADVISE(lo, hi - lo, _MADV_DONTNEED)
 
 
 def read_npy(path: str | os.PathLike[str], *, fs_hz: float, start: str) -> Recording:
@@ -68,5 +112,6 @@ def read_npy(path: str | os.PathLike[str], *, fs_hz: float, start: str) -> Recor
         if not np.isfinite(chunk).all():
             row = lo + int(np.flatnonzero(~np.isfinite(chunk).all(axis=1))[0])
             raise ReaderError(f"{name}: row {row}: value is NaN or infinite")
+        release_pages(chunk)
     device = {"source": "npy", "path": name, "fs_hz": float(fs_hz), "n_samples": int(accel.shape[0])}
     return Recording([SampleBlock(t0_ns, fs_hz, accel)], device=device)

@@ -34,10 +34,11 @@ from analysis.metrics import (
     epoch_means,
     vector_magnitude_g,
 )
+from analysis.read_npy import release_pages
 from analysis.samples import NS_PER_S, SampleBlock
 from analysis.seconds import SecondEnmo
 
-__all__ = ["CHUNK_SAMPLES", "EpochAccumulator", "NonFiniteError", "aggregate_sorted"]
+__all__ = ["CHUNK_SAMPLES", "EpochAccumulator", "NonFiniteError", "aggregate_sorted", "stream_block"]
 
 #: Samples aggregated per step: ~40 MB of float64 temporaries, so peak memory does not
 #: grow with the file, while NumPy calls stay long enough to run at memory speed.
@@ -372,6 +373,7 @@ class EpochAccumulator:
             idx = np.arange(first_index + c0, first_index + c0 + chunk.shape[0], dtype=np.float64)
             times = block.t0_ns + np.rint(idx * period_ns).astype(np.int64)
             self._chunk(times, chunk, period_ns, parts)
+            release_pages(chunk)  # a memory-mapped file stays out of the resident set
         return _table(parts, self.epoch_s)
 
     def finish(self) -> EpochTable:
@@ -500,3 +502,37 @@ class EpochAccumulator:
         row = rel[0]
         starts = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
         return starts, row[starts]
+
+
+def stream_block(
+    block: SampleBlock, *, epoch_s: float = 5.0, sub_epoch_s: float = 1.0, chunk_samples: int = CHUNK_SAMPLES
+) -> tuple[EpochTable, SecondEnmo]:
+    """Epoch table and sub-epoch ENMO of one block in a single bounded-memory pass.
+
+    Parameters
+    ----------
+    block : SampleBlock
+        Any length; a memory-mapped ``accel_g`` (`analysis.read_npy.read_npy`) is read
+        chunk by chunk and its pages released as it goes.
+    epoch_s, sub_epoch_s : float, optional
+        Epoch and sub-epoch lengths in s (default 5 s and 1 s, methods.md §1.11).
+    chunk_samples : int, optional
+        Samples per step.
+
+    Returns
+    -------
+    epochs : EpochTable
+        Equal, bit for bit, to ``epoch_table([block], epoch_s=epoch_s)``.
+    sub_epochs : SecondEnmo
+        ENMO per sub-epoch, equal bit for bit to the ``start_ns``, ``n_samples``,
+        ``covered_s`` and ``enmo_mg`` of ``epoch_table([block], epoch_s=sub_epoch_s)``
+        (`analysis.seconds.enmo_by_second` sums in another order: within 1e-9 mg).
+
+    Raises
+    ------
+    ValueError
+        If the block holds NaN or infinite values or the epoch lengths are invalid.
+    """
+    acc = EpochAccumulator(epoch_s=epoch_s, chunk_samples=chunk_samples, sub_epoch_s=sub_epoch_s)
+    tables = [acc.feed(block), acc.finish()]
+    return EpochTable.concat([t for t in tables if len(t)] or tables[:1]), acc.pop_sub_epochs()

@@ -13,8 +13,10 @@ from analysis.calibration import calibrate
 from analysis.effort import grid_personal_peak_mg, recording_summary, second_grid
 from analysis.intensity import DEFAULT_CUTPOINTS
 from analysis.pipeline import epoch_table, summarise_days
+from analysis.read_npy import release_pages
 from analysis.samples import NS_PER_S, Recording, SampleBlock
-from analysis.seconds import enmo_by_second
+from analysis.seconds import SecondEnmo, enmo_by_second
+from analysis.streaming import stream_block
 from analysis.sessions import detect_sessions, summarise_sessions, whole_recording_session
 
 #: GGIR's g.calibrate starts from the first 72 h of a file (extending only on failure);
@@ -58,6 +60,7 @@ def calibration_report(blocks: list[SampleBlock]) -> dict[str, Any]:
         grid = Recording([b for b in blocks if b.t0_ns < t_end]).to_uniform()
         accel, fs_hz = grid.accel_g, grid.fs_hz
     result = calibrate(accel, fs_hz=fs_hz)
+    release_pages(accel)  # keep a memory-mapped file's pages out of the resident set
     return {"applied": False, "note": _NOT_APPLIED, **result.to_dict()}
 
 
@@ -79,12 +82,20 @@ def build_report(
     """
     cp = cutpoints or DEFAULT_CUTPOINTS
     progress.step("epochs")
-    epochs = epoch_table(blocks)
+    seconds: SecondEnmo | None = None
+    if len(blocks) == 1:
+        # One uniform block (e.g. a memory-mapped .npy): the 5-s table and 1-s ENMO in one
+        # chunked pass, so memory does not grow with the file (analysis.streaming).
+        epochs, seconds = stream_block(blocks[0])
+    else:
+        epochs = epoch_table(blocks)
     days = summarise_days(epochs, tz=tz, cutpoints=cp)
     progress.step("calibration")
     calibration = calibration_report(blocks)
     progress.step("sessions")
-    grid = second_grid(enmo_by_second(blocks), class_epochs=epochs, cutpoints=cp)
+    if seconds is None:
+        seconds = enmo_by_second(blocks)
+    grid = second_grid(seconds, class_epochs=epochs, cutpoints=cp)
     spans = [whole_recording_session(grid, activity)] if whole_file else detect_sessions(grid)
     sessions = summarise_sessions(grid, spans, personal_peak_mg=grid_personal_peak_mg(grid))
     recording = {"file": str(path), **info, **recording_summary(blocks)}

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import mmap
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.epochs import EpochTable, epoch_table
+from analysis.read_npy import read_npy, release_pages
 from analysis.samples import NS_PER_S, SampleBlock
 from analysis.seconds import SecondEnmo, enmo_by_second
-from analysis.streaming import EpochAccumulator, aggregate_sorted
+from analysis.streaming import EpochAccumulator, aggregate_sorted, stream_block
+from otmon.analyze_cmd import Progress, build_report
 
 FIELDS = (
     "start_ns",
@@ -174,3 +178,54 @@ def test_epoch_table_memory_does_not_scale_with_the_input() -> None:
         tracemalloc.stop()
     assert len(table) == 8001
     assert peak < 70 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * mmap.PAGESIZE
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_release_pages_drops_a_scanned_memory_map_from_the_resident_set(tmp_path: Path) -> None:
+    path = tmp_path / "a.npy"
+    data = wrist(3_000_000, 11)  # 34 MiB
+    np.save(path, data)
+    m = np.load(path, mmap_mode="r")
+    before = _resident_bytes()
+    total = float(np.asarray(m, dtype=np.float64).sum())  # touches every page
+    touched = _resident_bytes()
+    release_pages(m)
+    after = _resident_bytes()
+    assert touched - before > 25 * 2**20 and touched - after > 25 * 2**20
+    assert float(np.asarray(m, dtype=np.float64).sum()) == total  # the data are unchanged
+    release_pages(data)  # not a memory map: nothing happens
+    assert float(data.astype(np.float64).sum()) == total
+
+
+def test_npy_analysis_streams_and_reports_what_the_block_path_reports(tmp_path: Path) -> None:
+    fs_hz, n = 50.0, 50 * 3 * 3600  # 3 h at 50 Hz
+    path = tmp_path / "wrist.npy"
+    np.save(path, wrist(n, 12))
+    rec = read_npy(path, fs_hz=fs_hz, start="2024-03-04T07:59:58.13Z")
+    (b,) = rec.blocks
+    epochs, secs = stream_block(b)
+    assert_bits(epochs, epoch_table([b]), FIELDS)
+    assert_bits(secs, epoch_table([b], epoch_s=1.0), SUB_FIELDS)
+    # The same samples as two blocks take the old path (epoch_table + enmo_by_second).
+    m = 250_000  # 5000 s: a whole number of ns from t0
+    split = [
+        SampleBlock(b.t0_ns, fs_hz, np.array(b.accel_g[:m])),
+        SampleBlock(b.t0_ns + m * 20_000_000, fs_hz, np.array(b.accel_g[m:])),
+    ]
+    opts = {
+        "tz": "Europe/Berlin",
+        "cutpoints": None,
+        "whole_file": False,
+        "activity": None,
+        "progress": Progress(),
+    }
+    streamed, _ = build_report(path, [b], {"format": "npy"}, **opts)  # type: ignore[arg-type]
+    old, _ = build_report(path, split, {"format": "npy"}, **opts)  # type: ignore[arg-type]
+    assert streamed["days"] == old["days"] and streamed["sessions"] == old["sessions"]
+    assert streamed["calibration"] == old["calibration"]
+    assert len(streamed["sessions"]) >= 1 and sum(d["samples"] for d in streamed["days"]) == n
