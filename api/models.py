@@ -154,6 +154,33 @@ class SecondChunkRow(Base):
     data_zlib: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class PatientGridChunk(Base):
+    """One hour of a patient's 1-s grid (`analysis.seconds.SecondGrid` arrays, all devices merged).
+
+    ``data_zlib`` is zlib of `api.services.grid.CHUNK_S` values each of: float64 ENMO mg,
+    int64 samples, float64 recorded s, int8 worn, int8 intensity class, int8 active.
+    """
+
+    __tablename__ = "patient_grid_chunks"
+    __table_args__ = (UniqueConstraint("patient_id", "start_ns"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    data_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GridDirtyRange(Base):
+    """Seconds ``[start_ns, end_ns)`` of a patient whose data changed since the grid was built."""
+
+    __tablename__ = "grid_dirty_ranges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+
+
 class LabelledSessionRow(Base):
     """A task session labelled by a therapist: ``[start_ns, end_ns)`` UTC and its activity."""
 

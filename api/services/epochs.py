@@ -106,9 +106,9 @@ def stored_rows(db: Session, *, device_ids: Sequence[int]) -> list[dict[str, Any
 
 
 def stored_rows_and_sources(
-    db: Session, *, device_ids: Sequence[int]
+    db: Session, *, device_ids: Sequence[int], start_ns: int | None = None, end_ns: int | None = None
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """`stored_rows` and, for each row, the (device_id, stream) it was taken from."""
+    """`stored_rows` (epochs starting in [start_ns, end_ns) if given) and their (device_id, stream)."""
     if not device_ids:
         return [], []
     # Plain column tuples, not ORM objects: ~3x faster for the 17 280 epochs of a day.
@@ -118,6 +118,10 @@ def stored_rows_and_sources(
         .where(EpochRow.device_id.in_(device_ids))
         .order_by(EpochRow.start_ns, EpochRow.n_samples.desc(), EpochRow.device_id, EpochRow.stream)
     )
+    if start_ns is not None:
+        stmt = stmt.where(EpochRow.start_ns >= start_ns)
+    if end_ns is not None:
+        stmt = stmt.where(EpochRow.start_ns < end_ns)
     rows: list[dict[str, Any]] = []
     sources: list[tuple[int, str]] = []
     last_start: int | None = None

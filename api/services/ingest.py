@@ -17,7 +17,7 @@ from analysis.samples import NS_PER_S
 from api.errors import Conflict, Invalid, TooLarge
 from api.models import Device, SampleBlockRow
 from api.schemas import INT64_MAX, BlockAck, BlockIn, IngestRequest, IngestResponse
-from api.services import epochs, seconds, sessions
+from api.services import epochs, grid, seconds, sessions
 
 # Wire format of `data`: little-endian float32, row-major (n_samples, 3), in g (architecture.md).
 WIRE_DTYPE = np.dtype("<f4")
@@ -157,6 +157,17 @@ def _check_against_stored(db: Session, *, device: Device, block: DecodedBlock) -
         )
 
 
+def _contiguous(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans merged where less than `grid.MARGIN_NS` apart (one dirty region each)."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and a - out[-1][1] < grid.MARGIN_NS:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def store(
     db: Session, *, device: Device, request: IngestRequest, max_block_samples: int
 ) -> IngestResponse:
@@ -216,6 +227,8 @@ def store(
         epochs.refresh(db, device_id=device.id, stream=stream, spans=spans)
         seconds.refresh(db, device_id=device.id, stream=stream, spans=spans)
     if new:
+        for start_ns, end_ns in _contiguous(sorted((b.t0_ns, b.end_ns) for b in new)):
+            grid.mark_dirty(db, patient_id=device.patient_id, start_ns=start_ns, end_ns=end_ns)
         sessions.invalidate(db, patient_id=device.patient_id)
 
     acks = [

@@ -134,18 +134,29 @@ class StoredSeconds:
     enmo_mg: NDArray[np.float64]
 
 
-def load(db: Session, *, device_id: int, stream: str) -> StoredSeconds:
-    """All stored seconds with samples of a device stream."""
-    rows = db.execute(
+def load(
+    db: Session, *, device_id: int, stream: str, start_ns: int | None = None, end_ns: int | None = None
+) -> StoredSeconds:
+    """Stored seconds with samples of a device stream (those in [start_ns, end_ns) if given)."""
+    stmt = (
         select(SecondChunkRow.start_ns, SecondChunkRow.data_zlib)
         .where(SecondChunkRow.device_id == device_id, SecondChunkRow.stream == stream)
         .order_by(SecondChunkRow.start_ns)
-    ).all()
+    )
+    lo = -(2**63) if start_ns is None else start_ns
+    hi = 2**63 - 1 if end_ns is None else end_ns
+    if start_ns is not None:
+        stmt = stmt.where(SecondChunkRow.start_ns > start_ns - CHUNK_NS)
+    if end_ns is not None:
+        stmt = stmt.where(SecondChunkRow.start_ns < end_ns)
+    rows = db.execute(stmt).all()
     parts: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]] = []
-    for start_ns, data in rows:
+    for chunk_ns, data in rows:
         chunk = Chunk.decode(data)
         has = np.flatnonzero(chunk.n_samples > 0)
-        starts = int(start_ns) + has.astype(np.int64) * NS_PER_S
+        starts = int(chunk_ns) + has.astype(np.int64) * NS_PER_S
+        inside = (starts >= lo) & (starts < hi)
+        has, starts = has[inside], starts[inside]
         parts.append((starts, chunk.n_samples[has], chunk.covered_s[has], chunk.enmo_mg[has]))
     if not parts:
         z = np.empty(0)

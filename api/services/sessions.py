@@ -2,9 +2,11 @@
 seconds (never from raw blocks) and cached in the sessions table until new data or a new
 label invalidates it.
 
-The cache is per patient, not per day: `personal_peak_mg` (P95 of 1-min ENMO over the whole
-history, docs/analyze-json.md) and non-wear around day boundaries make every session depend
-on more than its own day, and the objects must equal `otmon analyze --json` exactly.
+Ingest re-grades only the changed regions of the patient's stored 1-s grid
+(`api.services.grid`); sessions are then detected and summarised over that grid. The cache
+of session objects is per patient, not per day: `personal_peak_mg` (P95 of 1-min ENMO over
+the whole history, docs/analyze-json.md) enters every session, and the objects must equal
+`otmon analyze --json` exactly.
 """
 
 from __future__ import annotations
@@ -17,17 +19,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from analysis.effort import iso_utc
-from analysis.epochs import EpochTable
 from analysis.intensity import DEFAULT_CUTPOINTS, get_cutpoints
 from analysis.samples import NS_PER_S
-from analysis.seconds import SecondEnmo, SecondGrid, grid_personal_peak_mg, second_grid
+from analysis.seconds import SecondGrid, grid_personal_peak_mg
 from analysis.sessions import SessionSpan, detect_sessions, summarise_sessions
 from api.errors import Conflict, Invalid
-from api.models import Device, LabelledSessionRow, Patient, SessionCacheState, SessionRow, User
+from api.models import LabelledSessionRow, Patient, SessionCacheState, SessionRow, User
 from api.schemas import INT64_MAX
-from api.services import epochs, seconds
-
-_EPOCH_NS = epochs.EPOCH_NS
+from api.services import grid
 
 
 def time_ns(value: datetime, name: str) -> int:
@@ -57,22 +56,6 @@ def invalidate(db: Session, *, patient_id: int) -> None:
     db.execute(delete(SessionRow).where(SessionRow.patient_id == patient_id))
 
 
-def _second_values(db: Session, sources: list[tuple[int, str]], table: EpochTable) -> SecondEnmo:
-    """The seconds of each chosen epoch, from the device stream its epoch row came from."""
-    src_of_epoch: dict[tuple[int, str], set[int]] = {}
-    for start, src in zip(table.start_ns.tolist(), sources, strict=True):
-        src_of_epoch.setdefault(src, set()).add(start)
-    parts = []
-    for (device_id, stream), starts in src_of_epoch.items():
-        sec = seconds.load(db, device_id=device_id, stream=stream)
-        keep = np.isin(sec.start_ns // _EPOCH_NS * _EPOCH_NS, np.fromiter(starts, np.int64))
-        parts.append((sec.start_ns[keep], sec.n_samples[keep], sec.covered_s[keep], sec.enmo_mg[keep]))
-    start_ns = np.concatenate([p[0] for p in parts])
-    order = np.argsort(start_ns, kind="stable")
-    n, cov, enmo = (np.concatenate([p[k] for p in parts])[order] for k in (1, 2, 3))
-    return SecondEnmo(start_ns[order], n, cov, enmo)
-
-
 def _empty_grid(t0_ns: int) -> SecondGrid:
     """A grid with no seconds, for labelled sessions of a patient without data."""
     z = np.empty(0)
@@ -88,23 +71,21 @@ def compute(db: Session, *, patient: Patient) -> list[tuple[SessionSpan, bool, d
             select(LabelledSessionRow).where(LabelledSessionRow.patient_id == patient.id).order_by(LabelledSessionRow.start_ns)
         )
     ]
-    device_ids = list(db.scalars(select(Device.id).where(Device.patient_id == patient.id)))
-    rows, sources = epochs.stored_rows_and_sources(db, device_ids=device_ids)
+    grid.rebuild_dirty(db, patient_id=patient.id)
+    stored = grid.load(db, patient_id=patient.id)
     peak: float | None = None
     detected: list[SessionSpan] = []
-    if rows:
-        table = EpochTable.from_rows(rows, epoch_s=epochs.EPOCH_S)
-        grid = second_grid(_second_values(db, sources, table), class_epochs=table, cutpoints=DEFAULT_CUTPOINTS)
-        peak = grid_personal_peak_mg(grid)
+    if stored is not None:
+        peak = grid_personal_peak_mg(stored)
         detected = [
-            d for d in detect_sessions(grid) if not any(d.start_ns < lab.end_ns and lab.start_ns < d.end_ns for lab in labels)
+            d for d in detect_sessions(stored) if not any(d.start_ns < lab.end_ns and lab.start_ns < d.end_ns for lab in labels)
         ]
     elif labels:
-        grid = _empty_grid(labels[0].start_ns)
+        stored = _empty_grid(labels[0].start_ns)
     else:
         return []
     spans = sorted([(s, False) for s in detected] + [(s, True) for s in labels], key=lambda p: p[0].start_ns)
-    summaries = summarise_sessions(grid, [s for s, _ in spans], personal_peak_mg=peak)
+    summaries = summarise_sessions(stored, [s for s, _ in spans], personal_peak_mg=peak)
     return [(s, labelled, summary) for (s, labelled), summary in zip(spans, summaries, strict=True)]
 
 

@@ -1,8 +1,8 @@
-"""Per-second ENMO chunks, labelled sessions and the sessions cache (issue 5 item 8).
+"""Per-second ENMO chunks, the patient 1-s grid, labelled sessions and the sessions cache (issue 5 item 8).
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 13:08:22.743492
+Create Date: 2026-11-29 13:16:17.221405
 """
 
 from __future__ import annotations
@@ -19,6 +19,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('grid_dirty_ranges',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('start_ns', sa.BigInteger(), nullable=False),
+    sa.Column('end_ns', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_grid_dirty_ranges_patient_id_patients')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_grid_dirty_ranges'))
+    )
+    with op.batch_alter_table('grid_dirty_ranges', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_grid_dirty_ranges_patient_id'), ['patient_id'], unique=False)
+
     op.create_table('labelled_sessions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sa.Integer(), nullable=False),
@@ -34,6 +45,15 @@ def upgrade() -> None:
     with op.batch_alter_table('labelled_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_labelled_sessions_patient_start', ['patient_id', 'start_ns'], unique=False)
 
+    op.create_table('patient_grid_chunks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('start_ns', sa.BigInteger(), nullable=False),
+    sa.Column('data_zlib', sa.LargeBinary(), nullable=False),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_patient_grid_chunks_patient_id_patients')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_patient_grid_chunks')),
+    sa.UniqueConstraint('patient_id', 'start_ns', name=op.f('uq_patient_grid_chunks_patient_id_start_ns'))
+    )
     op.create_table('session_cache_state',
     sa.Column('patient_id', sa.Integer(), nullable=False),
     sa.Column('computed_at', sa.DateTime(timezone=True), nullable=False),
@@ -72,7 +92,12 @@ def downgrade() -> None:
 
     op.drop_table('sessions')
     op.drop_table('session_cache_state')
+    op.drop_table('patient_grid_chunks')
     with op.batch_alter_table('labelled_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_labelled_sessions_patient_start')
 
     op.drop_table('labelled_sessions')
+    with op.batch_alter_table('grid_dirty_ranges', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_grid_dirty_ranges_patient_id'))
+
+    op.drop_table('grid_dirty_ranges')
