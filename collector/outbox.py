@@ -127,8 +127,9 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)  # idempotent; executescript runs in its own transaction
         self._used_bytes = self._count_used_bytes()
-        self._warned = False
-        self._refusing = "refused_since_ns" in self.status()
+        status = self.status()  # a restart picks up (and later clears) the last warning
+        self._warned = "warning" in status
+        self._refusing = "refused_since_ns" in status
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

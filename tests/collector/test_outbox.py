@@ -71,9 +71,14 @@ def test_warning_near_the_limit_and_refusal_at_it(
         box.record_refused(source_block(10), "outbox full")
         assert box.status()["refused_samples"] == 300
         assert any(r.levelno == logging.ERROR for r in caplog.records)
+    # A restart (another process) drains half, then accepts again and clears warning and FULL.
+    with Outbox(tmp_path / "o.sqlite3", limit_bytes=10 * BLOCK_BYTES, warn_fraction=0.8) as box:
+        assert "refused_since_ns" in box.status() and "warning" in box.status()
         box.confirm([(b.stream, b.seq) for b in box.pending(5)])  # the uploader freed space
-        box.put(source_block(11))
         assert "warning" not in box.status()
+        box.put(source_block(11))
+        assert "refused_since_ns" not in box.status()
+        assert box.status()["refused_samples"] == 300  # the count of refused samples stays
 
 
 def test_status_record_is_shared_between_connections(tmp_path: Path) -> None:
