@@ -184,3 +184,22 @@ async def test_bad_token_raises_and_keeps_everything(tmp_path: Path) -> None:
         assert info.value.status_code == 401
         assert box.backlog().n_blocks == 2
         assert "HTTP 401" in box.status()["last_error"]
+
+
+async def test_a_single_block_over_the_body_limit_is_kept_as_refused(tmp_path: Path) -> None:
+    # 300 samples ≈ 4.9 kB of JSON fit in 10 kB; a 1000-sample block (≈ 16 kB) never does.
+    app, token = make_service(tmp_path, max_body_bytes=10_000)
+    with Outbox(tmp_path / "outbox.sqlite3", first_seq=0) as box:
+        source = fill(box, 3)
+        big = source_block(50, n=1000)
+        box.put(big)
+        source += fill(box, 2, start=210)  # t0 = 1260 s, after `big` (1000-1020 s)
+        up = uploader(box, FaultyTransport(app), token, sleep=Sleeps())
+        stats = await up.drain()
+        await up.aclose()
+        refused = box.refused()
+    assert [(s, q, code) for s, q, code, _ in refused] == [("acc", 3, 413)]
+    assert "exceeds the limit of 10000 bytes" in refused[0][3]
+    assert stats.n_refused_blocks == 1 and stats.n_confirmed_blocks == 5
+    assert [r.seq for r in stored(app)] == [0, 1, 2, 4, 5]
+    assert checksum(stored_samples(app)) == checksum(source)
