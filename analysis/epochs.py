@@ -271,7 +271,8 @@ def epoch_table(blocks: Sequence[SampleBlock], *, epoch_s: float = 5.0) -> Epoch
     subset holds every block with a sample in those epochs. Memory is bounded by a chunk
     (`analysis.streaming.CHUNK_SAMPLES`) plus the table unless blocks overlap in time.
     """
-    from analysis.streaming import EpochAccumulator, NonFiniteError, aggregate_sorted
+    from analysis.epoch_kernels import aggregate_sorted
+    from analysis.streaming import EpochAccumulator, NonFiniteError
 
     epoch_ns = epoch_ns_of(epoch_s)
     blocks = [b for b in sorted(blocks, key=lambda b: b.t0_ns) if b.n_samples]

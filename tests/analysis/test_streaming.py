@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.epoch_kernels import aggregate_sorted
 from analysis.epochs import EpochTable, epoch_table
 from analysis.read_npy import read_npy, release_pages
 from analysis.samples import NS_PER_S, SampleBlock
 from analysis.seconds import SecondEnmo, enmo_by_second
-from analysis.streaming import EpochAccumulator, aggregate_sorted, stream_block
+from analysis.streaming import EpochAccumulator, stream_block
 from otmon.analyze_cmd import Progress, build_report
 
 FIELDS = (
