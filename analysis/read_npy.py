@@ -42,8 +42,8 @@ def release_pages(accel_g: Any) -> None:
     week-long file would hold the whole file in its RSS. Calling this on each chunk once
     it is processed keeps the resident set at about one chunk. The data are unchanged
     (a read-only file mapping: a later read faults the page back in from the page
-    cache). Does nothing for arrays that are not C-contiguous memory maps, or where
-    ``madvise`` is unavailable.
+    cache). Does nothing for arrays that are not C-contiguous read-only (``mode="r"``)
+    memory maps, or where ``madvise`` is unavailable.
 
     Parameters
     ----------
@@ -52,6 +52,8 @@ def release_pages(accel_g: Any) -> None:
         block); only whole pages inside it are released.
     """
     if _MADVISE is None or not isinstance(accel_g, np.memmap) or not accel_g.flags.c_contiguous:
+        return
+    if getattr(accel_g, "mode", None) != "r":  # a copy-on-write map ("c") would lose its edits
         return
     start = int(accel_g.ctypes.data)
     page = mmap.PAGESIZE

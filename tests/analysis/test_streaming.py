@@ -201,6 +201,10 @@ def test_release_pages_drops_a_scanned_memory_map_from_the_resident_set(tmp_path
     assert float(np.asarray(m, dtype=np.float64).sum()) == total  # the data are unchanged
     release_pages(data)  # not a memory map: nothing happens
     assert float(data.astype(np.float64).sum()) == total
+    cow = np.load(path, mmap_mode="c")  # copy-on-write: released pages would lose edits
+    cow[:100_000] = 0.0
+    release_pages(cow)
+    assert not cow[:100_000].any()
 
 
 def test_npy_analysis_streams_and_reports_what_the_block_path_reports(tmp_path: Path) -> None:
