@@ -4,10 +4,10 @@ region by region where new data arrived, so sessions never need the whole histor
 Why a region is enough: every grid value of a second depends only on data near it —
 ENMO and samples on the second itself, the intensity class on its 5-s epoch, the active
 state on ±2 s (runs < 2 s dropped, methods.md §2.3), and wear on the GGIR non-wear rule
-(`analysis.nonwear.detect_nonwear`: a 15-min slot's flag depends on the 60-min windows
-starting in the 3 slots before it, and the lone-slot promotion on its neighbours, i.e. on
-data within ±4 slots = 60 min; per-slot sums are computed slot by slot, so the floats are
-the same whatever else is loaded). Data changed in ``[a, b)`` is therefore re-graded on
+(`analysis.nonwear.detect_nonwear`, windows every minute: a minute's flag depends on the
+60-min windows starting in the 59 min before it, and the promotion of a lone run of up to
+15 min on its neighbours, i.e. on data within ±75 min = MARGIN; per-slot sums are computed
+slot by slot, so the floats are the same whatever else is loaded). Data changed in ``[a, b)`` is therefore re-graded on
 ``[a − MARGIN, b + MARGIN)`` from epochs and seconds loaded another MARGIN wider, and the
 stored grid stays bit-identical to `second_grid` over the whole history (tested).
 

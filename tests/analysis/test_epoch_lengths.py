@@ -109,15 +109,16 @@ def test_summarise_days_at_each_epoch_length(rng: np.random.Generator, epoch_s: 
     d = days[0]
     assert d["samples"] == accel.shape[0] - 10 * per_min
     assert d["recorded_min"] == pytest.approx(290.0, abs=0.01)
-    # GGIR blocks: the still 2 h start at 2:07:15 -> quarter hours 2:15 … 4:00 are non-wear.
-    assert d["nonwear_min"] == pytest.approx(105.0, abs=0.01)
+    # The still 2 h run from 2:07:00.25 to 4:07:00.25: the whole minutes inside it
+    # (2:08 … 4:06, 119 min) are non-wear (windows start at every UTC minute).
+    assert d["nonwear_min"] == pytest.approx(119.0, abs=0.01)
     assert d["wear_min"] + d["nonwear_min"] == pytest.approx(d["recorded_min"], abs=0.02)
     classes = d["sedentary_min"] + d["light_min"] + d["moderate_min"] + d["vigorous_min"]
     assert classes == pytest.approx(d["wear_min"], abs=0.05)
     # Mean ENMO over wear = the mean over the samples outside the non-wear quarter hours.
     kept = np.r_[0 : 30 * per_min, 40 * per_min : accel.shape[0]]
     t_s = (t0 - T0_NS) / NS_PER_S + kept / 10.0
-    wear = (t_s < 2.25 * 3600) | (t_s >= 4 * 3600)
+    wear = (t_s < (2 * 60 + 8) * 60) | (t_s >= (4 * 60 + 7) * 60)
     en = np.sqrt((accel[kept[wear]].astype(np.float64) ** 2).sum(axis=1))
     assert d["mean_enmo_mg"] == pytest.approx(np.maximum(en - 1, 0).mean() * 1000, abs=0.006)
 

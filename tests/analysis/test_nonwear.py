@@ -13,15 +13,22 @@ FS_HZ = 10.0  # the rule does not depend on the rate; 10 Hz keeps the tests fast
 PER_MIN = int(60 * FS_HZ)
 
 
-def _flags(*segments: tuple[str, int], rng: np.random.Generator, t0_ns: int = T0_NS) -> tuple[np.ndarray, np.ndarray]:
-    """Non-wear flag per epoch and the segment kind per epoch for consecutive segments."""
+def _table(
+    *segments: tuple[str, int], rng: np.random.Generator, t0_ns: int = T0_NS
+) -> tuple[EpochTable, np.ndarray]:
+    """5-s epoch table and the segment kind per epoch for consecutive segments."""
     parts, kinds = [], []
     for kind, minutes in segments:
         n = minutes * PER_MIN
         parts.append(still(n, rng) if kind == "still" else moving(n, rng))
         kinds += [kind] * n
     table = epoch_table([SampleBlock(t0_ns, FS_HZ, np.concatenate(parts))])
-    per_epoch = np.array(kinds)[:: int(5 * FS_HZ)]
+    return table, np.array(kinds)[:: int(5 * FS_HZ)]
+
+
+def _flags(*segments: tuple[str, int], rng: np.random.Generator, t0_ns: int = T0_NS) -> tuple[np.ndarray, np.ndarray]:
+    """Non-wear flag per epoch (default rule) and the segment kind per epoch."""
+    table, per_epoch = _table(*segments, rng=rng, t0_ns=t0_ns)
     return detect_nonwear(table), per_epoch
 
 
@@ -67,15 +74,23 @@ def test_range_criterion(rng: np.random.Generator) -> None:
     assert not flags.any()
 
 
-def test_blocks_follow_utc_quarter_hours(rng: np.random.Generator) -> None:
+def test_blocks_follow_utc_quarter_hours_with_ggir_steps(rng: np.random.Generator) -> None:
     # Still data from 07:30 after a quarter-hour boundary; movement before it.
     t0 = T0_NS - 60 * 60 * NS_PER_S
-    flags, kind = _flags(("move", 67), ("still", 68), ("move", 45), rng=rng, t0_ns=t0)
-    table_start = t0 + np.arange(flags.size) * 5 * NS_PER_S
+    table, _ = _table(("move", 67), ("still", 68), ("move", 45), rng=rng, t0_ns=t0)
+    flags = detect_nonwear(table, step_s=900)
     # Still spans 67–135 min; only the quarter hours fully inside it (75–135) are non-wear
     # ... and the 60-min window 75–135 holds only still data.
-    minute = (table_start - t0) / (60 * NS_PER_S)
+    minute = (table.start_ns - t0) / (60 * NS_PER_S)
     assert np.array_equal(flags, (minute >= 75) & (minute < 135))
+
+
+def test_default_steps_find_the_edges_to_the_minute(rng: np.random.Generator) -> None:
+    t0 = T0_NS - 60 * 60 * NS_PER_S
+    flags, _ = _flags(("move", 67), ("still", 68), ("move", 45), rng=rng, t0_ns=t0)
+    minute = (t0 + np.arange(flags.size) * 5 * NS_PER_S - t0) / (60 * NS_PER_S)
+    # Every minute of the still stretch lies in a 60-min window of still data only.
+    assert np.array_equal(flags, (minute >= 67) & (minute < 135))
 
 
 def test_gaps_and_empty_input(rng: np.random.Generator) -> None:
