@@ -13,32 +13,21 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from analysis.samples import SampleBlock
-from collector import ble, reconnect
 from collector.capture import read_capture
 from collector.devices import metawear as mw
-from collector.reconnect import Backoff, LinkLog, LinkState
 from tests.collector.emulation.harness import EmulatedRadio
 from tests.collector.emulation.metawear import EmulatedMetaWear
+from tests.collector.emulation.scenario import (
+    assert_equal_except_gap,
+    drop_and_reconnect,
+    sent_around_drop,
+    start_collection,
+)
 from tests.collector.emulation.wearable import Recording
 
 RATE_HZ = 50
 PERIOD_NS = 1_000_000_000 // RATE_HZ
-FAST = Backoff(initial_s=0.02, max_s=0.1, jitter=0.0)
 LSB_PER_G = 4096.0  # ±8 g
-
-
-class Collect:
-    """Async sink keeping the blocks."""
-
-    def __init__(self) -> None:
-        self.blocks: list[SampleBlock] = []
-
-    async def __call__(self, block: SampleBlock) -> None:
-        self.blocks.append(block)
-
-    def samples(self) -> NDArray[np.float32]:
-        return np.concatenate([b.accel_g for b in self.blocks])
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +45,6 @@ def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
     return np.concatenate([b.accel_g for b in blocks])[:1500].astype(np.float64)
 
 
-def utc_of(dev: EmulatedMetaWear, index: int) -> int:
-    """True UTC of recording sample `index` (the emulator's host time base)."""
-    assert dev._origin_k is not None
-    return dev.utc_base_ns + dev.device_time_ns(dev._origin_k + index)
-
-
 @pytest.mark.parametrize("packed", [True, False])
 async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     packed: bool, source_g: NDArray[np.float64]
@@ -71,29 +54,9 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     async with EmulatedRadio() as radio:
         dev = EmulatedMetaWear(recording=Recording(source_g, RATE_HZ), packed=packed)
         await radio.add(dev)
-        found = await ble.find_device(
-            mw.PROFILE, timeout_s=5, scanner_backend=radio.scanner_backend
-        )
-        assert found.address == dev.address
-        control, sink, link = reconnect.CollectionControl(), Collect(), LinkLog(name=dev.name)
-        task = asyncio.get_running_loop().create_task(
-            reconnect.run_collection(
-                found,
-                mw.PROFILE,
-                requested,
-                sink,
-                backoff=FAST,
-                control=control,
-                clock=dev.host_clock,
-                backend=radio.client_backend,
-                link_log=link,
-            )
-        )
-        await dev.wait_sent(300)  # a wide margin before the recording ends (slow CI)
-        await dev.force_disconnect()
-        await asyncio.wait_for(dev.exhausted.wait(), 10)
-        control.request_stop()
-        result = await asyncio.wait_for(task, 10)
+        # a wide margin before the recording ends (slow CI)
+        run = await drop_and_reconnect(radio, dev, mw.PROFILE, requested, drop_after=300)
+    result = run.result
 
     # configured explicitly on each connection, the SDK's byte sequence
     assert dev.configured == [(50.0, 8), (50.0, 8)]
@@ -101,34 +64,20 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     one_start = ["0380", "0303a702", f"03{data_reg}01", "03020100", "030101"]
     stop = ["030100", "03020001", "030400", "030500"]
     assert [d.hex() for _, d in dev.commands] == one_start + one_start + stop
-    assert [s.stopped_by for s in result.sessions] == ["disconnect", "request"]
-    assert result.stopped_by == "request" and result.n_decode_errors == 0
 
-    # samples: exactly the source, minus what fell into the drop
-    first, second = dev.sent
-    assert (first.connection, second.connection) == (1, 2)
-    assert first.start == 0 and first.stop >= 300 and second.start > first.stop
-    assert second.stop == len(source_g)
-    want = np.concatenate([source_g[: first.stop], source_g[second.start :]])
-    expected = (mw.g_to_counts(want, LSB_PER_G) / LSB_PER_G).astype(np.float32)
-    np.testing.assert_array_equal(sink.samples(), expected)
-    assert result.sessions[0].n_samples == first.stop
+    # samples: exactly the source (as the BMI270's counts), minus what fell into the drop
+    kept = sent_around_drop(dev, len(source_g), 300)
+    want = assert_equal_except_gap(
+        run,
+        dev,
+        source_g,
+        kept,
+        PERIOD_NS,
+        expected=lambda g: (mw.g_to_counts(g, LSB_PER_G) / LSB_PER_G).astype(np.float32),
+    )
     # one discovery reply per connection plus the data notifications
     per_note = mw.PACKED_SAMPLES if packed else 1
     assert result.n_notifications == 2 + len(want) // per_note
-
-    # times: sample counting anchored per connection, exact on the emulator's clock
-    assert abs(sink.blocks[0].t0_ns - utc_of(dev, 0)) < 1_000
-    second_t0 = result.sessions[1].first_sample_ns
-    assert second_t0 is not None
-    after = [b for b in sink.blocks if b.t0_ns >= second_t0]
-    assert sum(b.n_samples for b in after) == len(source_g) - second.start
-    assert abs(after[0].t0_ns - utc_of(dev, second.start)) < 1_000
-    (gap,) = result.link_gaps
-    assert abs(gap.start_ns - utc_of(dev, first.stop)) < PERIOD_NS
-    assert abs(gap.length_ns - (second.start - first.stop) * PERIOD_NS) < PERIOD_NS
-    states = [s for s, _ in link.history]
-    assert states.count(LinkState.STREAMING) == 2 and states[-1] is LinkState.STOPPED
 
 
 async def test_wrong_chip_setting_refuses_the_stream(source_g: NDArray[np.float64]) -> None:
@@ -138,21 +87,8 @@ async def test_wrong_chip_setting_refuses_the_stream(source_g: NDArray[np.float6
             recording=Recording(source_g[:150], RATE_HZ), chip="BMI160", revision=1
         )
         await radio.add(dev)
-        found = await ble.find_device(
-            mw.PROFILE, timeout_s=5, scanner_backend=radio.scanner_backend
-        )
-        control, sink = reconnect.CollectionControl(), Collect()
-        task = asyncio.get_running_loop().create_task(
-            reconnect.run_collection(
-                found,
-                mw.PROFILE,
-                {"chip": "BMI270", "sample_rate_hz": 50},
-                sink,
-                backoff=FAST,
-                control=control,
-                clock=dev.host_clock,
-                backend=radio.client_backend,
-            )
+        task, control, _sink, _link = await start_collection(
+            radio, dev, mw.PROFILE, {"chip": "BMI270", "sample_rate_hz": 50}
         )
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         await asyncio.sleep(0.05)

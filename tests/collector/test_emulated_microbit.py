@@ -6,7 +6,6 @@ sample against the source (real wrist samples of the committed capture).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -14,31 +13,19 @@ import pytest
 from bleak import BleakClient
 from numpy.typing import NDArray
 
-from analysis.samples import SampleBlock
-from collector import ble, reconnect
 from collector.capture import read_capture
 from collector.devices import microbit as mb
-from collector.reconnect import Backoff, LinkLog, LinkState
 from tests.collector.emulation.harness import EmulatedRadio
 from tests.collector.emulation.microbit import EmulatedMicrobit
+from tests.collector.emulation.scenario import (
+    assert_equal_except_gap,
+    drop_and_reconnect,
+    sent_around_drop,
+)
 from tests.collector.emulation.wearable import Recording
 
 RATE_HZ = 50
 PERIOD_NS = 1_000_000_000 // RATE_HZ
-FAST = Backoff(initial_s=0.02, max_s=0.1, jitter=0.0)
-
-
-class Collect:
-    """Async sink keeping the blocks."""
-
-    def __init__(self) -> None:
-        self.blocks: list[SampleBlock] = []
-
-    async def __call__(self, block: SampleBlock) -> None:
-        self.blocks.append(block)
-
-    def samples(self) -> NDArray[np.float32]:
-        return np.concatenate([b.accel_g for b in self.blocks])
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +36,6 @@ def source_g(request: pytest.FixtureRequest) -> NDArray[np.float64]:
     return np.concatenate([mb.MicrobitDecoder.parse(e.data) for e in events]).astype(np.float64)
 
 
-def utc_of(dev: EmulatedMicrobit, index: int) -> int:
-    """True UTC of recording sample `index` (the emulator's host time base)."""
-    assert dev._origin_k is not None
-    return dev.utc_base_ns + dev.device_time_ns(dev._origin_k + index)
-
-
 async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     source_g: NDArray[np.float64],
 ) -> None:
@@ -62,54 +43,18 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     async with EmulatedRadio() as radio:
         dev = EmulatedMicrobit(recording=Recording(source_g, RATE_HZ))
         await radio.add(dev)
-        found = await ble.find_device(
-            mb.PROFILE, timeout_s=5, scanner_backend=radio.scanner_backend
-        )
-        assert found.address == dev.address
-        control, sink, link = reconnect.CollectionControl(), Collect(), LinkLog(name=dev.name)
-        task = asyncio.get_running_loop().create_task(
-            reconnect.run_collection(
-                found,
-                mb.PROFILE,
-                {"sample_rate_hz": 48},  # 20.8 ms: the nearest listed period is 20 ms
-                sink,
-                backoff=FAST,
-                control=control,
-                clock=dev.host_clock,
-                backend=radio.client_backend,
-                link_log=link,
-            )
-        )
-        await dev.wait_sent(200)  # a wide margin before the recording ends (slow CI)
-        await dev.force_disconnect()
-        await asyncio.wait_for(dev.exhausted.wait(), 10)
-        control.request_stop()
-        result = await asyncio.wait_for(task, 10)
+        # 48 Hz is 20.8 ms: the nearest listed period is 20 ms
+        run = await drop_and_reconnect(
+            radio, dev, mb.PROFILE, {"sample_rate_hz": 48}, drop_after=200
+        )  # a wide margin before the recording ends (slow CI)
+    result = run.result
 
     assert dev.period_writes == [20, 20]  # set again on the new connection
     assert [s.settings for s in result.sessions] == [{"period_ms": 20, "sample_rate_hz": 50.0}] * 2
-    assert [s.stopped_by for s in result.sessions] == ["disconnect", "request"]
-    assert result.stopped_by == "request" and result.n_decode_errors == 0
 
-    first, second = dev.sent
-    assert (first.connection, second.connection) == (1, 2)
-    assert first.start == 0 and first.stop >= 200 and second.start > first.stop
-    assert second.stop == len(source_g)
-    want = np.concatenate([source_g[: first.stop], source_g[second.start :]])
-    np.testing.assert_array_equal(sink.samples(), want.astype(np.float32))
-    assert result.n_notifications == len(want) and result.sessions[0].n_samples == first.stop
-
-    assert abs(sink.blocks[0].t0_ns - utc_of(dev, 0)) < 1_000
-    second_t0 = result.sessions[1].first_sample_ns
-    assert second_t0 is not None
-    after = [b for b in sink.blocks if b.t0_ns >= second_t0]
-    assert sum(b.n_samples for b in after) == len(source_g) - second.start
-    assert abs(after[0].t0_ns - utc_of(dev, second.start)) < 1_000
-    (gap,) = result.link_gaps
-    assert abs(gap.start_ns - utc_of(dev, first.stop)) < PERIOD_NS
-    assert abs(gap.length_ns - (second.start - first.stop) * PERIOD_NS) < PERIOD_NS
-    states = [s for s, _ in link.history]
-    assert states.count(LinkState.STREAMING) == 2 and states[-1] is LinkState.STOPPED
+    kept = sent_around_drop(dev, len(source_g), 200)
+    want = assert_equal_except_gap(run, dev, source_g, kept, PERIOD_NS)
+    assert result.n_notifications == len(want)
 
 
 async def test_emulator_period_snaps_and_reads_back(source_g: NDArray[np.float64]) -> None:

@@ -15,40 +15,22 @@ import pytest
 from bleak import BleakClient
 from numpy.typing import NDArray
 
-from analysis.samples import SampleBlock
-from collector import ble
 from collector.devices import polar_pmd as pmd
 from collector.errors import ProtocolError
-from collector.reconnect import (
-    Backoff,
-    CollectionControl,
-    CollectionResult,
-    LinkLog,
-    LinkState,
-    run_collection,
-)
+from collector.reconnect import Backoff, LinkState
 from collector.session import decode_capture
 from tests.collector.emulation.harness import ATT_DEFAULT_MTU, EmulatedRadio
 from tests.collector.emulation.polar import DELTA_FACTOR, EmulatedPolar
+from tests.collector.emulation.scenario import (
+    assert_equal_except_gap,
+    drop_and_reconnect,
+    sent_around_drop,
+    start_collection,
+)
 from tests.collector.emulation.wearable import Recording
 
 RATE_HZ = 50
 PERIOD_NS = 1_000_000_000 // RATE_HZ
-# Reconnect quickly in tests; the policy itself is tested in test_ble_reconnect.py.
-FAST = Backoff(initial_s=0.02, max_s=0.1, jitter=0.0)
-
-
-class Collect:
-    """Async sink keeping the blocks."""
-
-    def __init__(self) -> None:
-        self.blocks: list[SampleBlock] = []
-
-    async def __call__(self, block: SampleBlock) -> None:
-        self.blocks.append(block)
-
-    def samples(self) -> NDArray[np.float32]:
-        return np.concatenate([b.accel_g for b in self.blocks])
 
 
 @pytest.fixture(scope="module")
@@ -72,39 +54,6 @@ def expected_g(dev: EmulatedPolar, samples_g: NDArray[np.float64]) -> NDArray[np
     return (mg.astype(np.float64) / 1000).astype(np.float32)
 
 
-def utc_of(dev: EmulatedPolar, index: int) -> int:
-    """True UTC of recording sample `index` (the emulator's host time base)."""
-    assert dev._origin_k is not None
-    return dev.utc_base_ns + dev.device_time_ns(dev._origin_k + index)
-
-
-async def _collect(
-    radio: EmulatedRadio,
-    dev: EmulatedPolar,
-    requested: dict[str, int],
-    backoff: Backoff = FAST,
-    **kw: object,
-) -> tuple[asyncio.Task[CollectionResult], CollectionControl, Collect, LinkLog]:
-    found = await ble.find_device(pmd.PROFILE, timeout_s=5, scanner_backend=radio.scanner_backend)
-    assert found.address == dev.address
-    control, sink, link = CollectionControl(), Collect(), LinkLog(name=dev.name)
-    task = asyncio.get_running_loop().create_task(
-        run_collection(
-            found,
-            pmd.PROFILE,
-            requested,
-            sink,
-            backoff=backoff,
-            control=control,
-            clock=dev.host_clock,
-            backend=radio.client_backend,
-            link_log=link,
-            **kw,  # type: ignore[arg-type]
-        )
-    )
-    return task, control, sink, link
-
-
 @pytest.mark.parametrize("frame_type", [0x01, 0x80, 0x81])
 async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     frame_type: int, source_g: NDArray[np.float64], caplog: pytest.LogCaptureFixture
@@ -114,15 +63,21 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
         dev = await radio.add(
             EmulatedPolar(recording=Recording(source_g, RATE_HZ), frame_type=frame_type)
         )
-        task, control, sink, link = await _collect(radio, dev, {"sample_rate_hz": 48, "range_g": 8})
-        await dev.wait_sent(300)
-        await dev.force_disconnect()
-        # while away, an app sets the device clock (+1 h 7 s): only a fresh anchor per
-        # connection keeps the UTC times after the reconnect right
-        dev.device_clock_origin_ns += 3_607_000_000_000
-        await asyncio.wait_for(dev.exhausted.wait(), 10)
-        control.request_stop()
-        result = await asyncio.wait_for(task, 10)
+
+        def set_device_clock() -> None:
+            # while away, an app sets the device clock (+1 h 7 s): only a fresh anchor per
+            # connection keeps the UTC times after the reconnect right
+            dev.device_clock_origin_ns += 3_607_000_000_000
+
+        run = await drop_and_reconnect(
+            radio,
+            dev,
+            pmd.PROFILE,
+            {"sample_rate_hz": 48, "range_g": 8},
+            drop_after=300,
+            while_away=set_device_clock,
+        )
+    result = run.result
 
     # negotiation: 48 Hz is not offered, 50 Hz is the nearest; renegotiated on reconnect
     wanted = {"SAMPLE_RATE": 50, "RESOLUTION": 16, "RANGE": 8, "CHANNELS": 3}
@@ -131,31 +86,16 @@ async def test_stream_drop_reconnect_stop_equals_source_except_gap(
     factor = DELTA_FACTOR if frame_type == 0x80 else 1.0
     assert result.sessions[0].settings["factor"] == pytest.approx(factor, rel=1e-7)
     assert [c[1][:1] for c in dev.commands] == [b"\x01", b"\x02", b"\x01", b"\x02", b"\x03"]
-    assert [s.stopped_by for s in result.sessions] == ["disconnect", "request"]
-    assert result.stopped_by == "request" and result.n_decode_errors == 0
 
-    # samples: exactly the source, minus what fell into the drop
-    first, second = dev.sent
-    assert (first.connection, second.connection) == (1, 2)
-    assert first.start == 0 and first.stop >= 300 and second.start > first.stop
-    assert second.stop == len(source_g)
-    want = np.concatenate([source_g[: first.stop], source_g[second.start :]])
-    np.testing.assert_array_equal(sink.samples(), expected_g(dev, want))
-    # blocks never straddle the drop; each connection has its own anchor and blocks
-    n1 = result.sessions[0].n_samples
-    assert n1 == first.stop and sum(b.n_samples for b in sink.blocks) == len(want)
-    assert abs(sink.blocks[0].t0_ns - utc_of(dev, 0)) < 1_000
-    after = [b for b in sink.blocks if b.t0_ns >= result.sessions[1].first_sample_ns]
-    assert sum(b.n_samples for b in after) == len(source_g) - second.start
-    assert abs(after[0].t0_ns - utc_of(dev, second.start)) < 1_000
-
-    # the gap: starts where sample first.stop was due, lasts the missing samples
-    (gap,) = result.link_gaps
-    assert abs(gap.start_ns - utc_of(dev, first.stop)) < PERIOD_NS
-    assert abs(gap.length_ns - (second.start - first.stop) * PERIOD_NS) < PERIOD_NS
+    # samples: exactly the source (as the SDK scales it), minus what fell into the drop; the
+    # gap starts where the first missing sample was due and lasts the missing samples
+    kept = sent_around_drop(dev, len(source_g), 300)
+    assert_equal_except_gap(
+        run, dev, source_g, kept, PERIOD_NS, expected=lambda g: expected_g(dev, g)
+    )
 
     # each state change logged once, in order
-    states = [s for s, _ in link.history]
+    states = run.states
     assert states == [
         LinkState.CONNECTING,
         LinkState.CONNECTED,
@@ -180,7 +120,9 @@ async def test_mtu_cut_frames_are_decode_errors_not_garbage(
         dev = await radio.add(
             EmulatedPolar(recording=Recording(source_g[:300], RATE_HZ), frame_type=frame_type)
         )
-        task, control, sink, _ = await _collect(radio, dev, {"sample_rate_hz": 50})
+        task, control, sink, _ = await start_collection(
+            radio, dev, pmd.PROFILE, {"sample_rate_hz": 50}
+        )
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         await asyncio.sleep(0.05)
         control.request_stop()
@@ -196,7 +138,9 @@ async def test_mtu_cut_frames_are_decode_errors_not_garbage(
 async def test_device_initiated_stop_ends_cleanly(source_g: NDArray[np.float64]) -> None:
     async with EmulatedRadio() as radio:
         dev = await radio.add(EmulatedPolar(recording=Recording(source_g, RATE_HZ)))
-        task, _control, sink, link = await _collect(radio, dev, {"sample_rate_hz": 50})
+        task, _control, sink, link = await start_collection(
+            radio, dev, pmd.PROFILE, {"sample_rate_hz": 50}
+        )
         await dev.wait_sent(200)
         await dev.stop_from_device()
         result = await asyncio.wait_for(task, 10)
@@ -248,7 +192,9 @@ async def test_refused_start_is_not_retried(source_g: NDArray[np.float64]) -> No
     async with EmulatedRadio() as radio:
         # a device that lists 100 Hz but whose recording is at 50: it refuses a 100 Hz start
         dev = await radio.add(EmulatedPolar(recording=Recording(source_g[:100], RATE_HZ)))
-        task, _c, _s, link = await _collect(radio, dev, {"sample_rate_hz": 100})
+        task, _c, _s, link = await start_collection(
+            radio, dev, pmd.PROFILE, {"sample_rate_hz": 100}
+        )
         with pytest.raises(ProtocolError, match="INVALID_SAMPLE_RATE"):
             await asyncio.wait_for(task, 10)
     assert link.state is LinkState.GAVE_UP and radio.n_connects == 1
@@ -257,9 +203,10 @@ async def test_refused_start_is_not_retried(source_g: NDArray[np.float64]) -> No
 async def test_gives_up_when_the_device_is_gone(source_g: NDArray[np.float64]) -> None:
     async with EmulatedRadio() as radio:
         dev = await radio.add(EmulatedPolar(recording=Recording(source_g, RATE_HZ)))
-        task, _c, sink, link = await _collect(
+        task, _c, sink, link = await start_collection(
             radio,
             dev,
+            pmd.PROFILE,
             {"sample_rate_hz": 50},
             backoff=Backoff(initial_s=0.02, max_s=0.1, jitter=0.0, max_attempts=1),
             connect_timeout_s=0.2,
@@ -288,7 +235,9 @@ class DropsOnFirstStart(EmulatedPolar):
 async def test_link_lost_during_negotiation_is_retried(source_g: NDArray[np.float64]) -> None:
     async with EmulatedRadio() as radio:
         dev = await radio.add(DropsOnFirstStart(recording=Recording(source_g[:300], RATE_HZ)))
-        task, control, sink, link = await _collect(radio, dev, {"sample_rate_hz": 50})
+        task, control, sink, link = await start_collection(
+            radio, dev, pmd.PROFILE, {"sample_rate_hz": 50}
+        )
         await asyncio.wait_for(dev.exhausted.wait(), 10)
         control.request_stop()
         result = await asyncio.wait_for(task, 10)

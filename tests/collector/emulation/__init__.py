@@ -10,6 +10,8 @@ Pieces (docs: ../shared/docs/ble-testing.md §2–3):
 - `wearable.EmulatedWearable`: the base class of every emulator; `wearable.Recording` holds the
   source samples (shape (n, 3), g) and their rate.
 - `polar.EmulatedPolar`: the Polar PMD emulator, a worked example.
+- `scenario`: the end-to-end run every device test shares (`drop_and_reconnect`, then
+  `sent_around_drop` + `assert_equal_except_gap`: samples equal the source except one gap).
 
 Writing an emulator for a new profile (`tests/collector/emulation/<profile>.py`)::
 
