@@ -31,14 +31,19 @@ def row_to_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _touched_ranges(spans: Iterable[tuple[int, int, float, int]]) -> list[tuple[int, int]]:
-    """Merged epoch index ranges [first, last] touched by blocks (t0_ns, end_ns, fs_hz, n)."""
+def touched_ranges(
+    spans: Iterable[tuple[int, int, float, int]], *, unit_ns: int = EPOCH_NS
+) -> list[tuple[int, int]]:
+    """Merged slot index ranges [first, last] touched by blocks (t0_ns, end_ns, fs_hz, n).
+
+    Used for 5-s epochs here and for 1-s slots by `api.services.seconds`.
+    """
     ranges = []
     for t0_ns, _end_ns, fs_hz, n_samples in spans:
         last_ns = t0_ns + round((n_samples - 1) * (NS_PER_S / fs_hz))
-        # One epoch of margin on each side: recomputing an untouched epoch is harmless
+        # One slot of margin on each side: recomputing an untouched slot is harmless
         # (every block overlapping the span is loaded), missing a touched one is not.
-        ranges.append((t0_ns // EPOCH_NS - 1, last_ns // EPOCH_NS + 1))
+        ranges.append((t0_ns // unit_ns - 1, last_ns // unit_ns + 1))
     ranges.sort()
     merged: list[tuple[int, int]] = []
     for first, last in ranges:
@@ -68,7 +73,7 @@ def refresh(
     db: Session, *, device_id: int, stream: str, spans: Sequence[tuple[int, int, float, int]]
 ) -> None:
     """Recompute and upsert the epochs touched by new blocks given as (t0_ns, end_ns, fs_hz, n)."""
-    for first, last in _touched_ranges(spans):
+    for first, last in touched_ranges(spans):
         start_ns, end_ns = first * EPOCH_NS, (last + 1) * EPOCH_NS
         blocks = load_blocks(db, device_id=device_id, stream=stream, start_ns=start_ns, end_ns=end_ns)
         fresh = {}

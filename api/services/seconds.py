@@ -11,7 +11,7 @@ so they are bit-identical to a whole-recording computation.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from analysis.samples import NS_PER_S
 from analysis.seconds import enmo_by_second
 from api.models import SecondChunkRow
-from api.services.epochs import load_blocks
+from api.services.epochs import load_blocks, touched_ranges
 
 # One hour of seconds per row (see the module docstring).
 CHUNK_S = 3600
@@ -64,28 +64,11 @@ class Chunk:
         return zlib.compress(raw, ZLIB_LEVEL)
 
 
-def _touched_ranges(spans: Iterable[tuple[int, int, float, int]]) -> list[tuple[int, int]]:
-    """Merged UTC-second ranges [first, last] touched by blocks (t0_ns, end_ns, fs_hz, n)."""
-    ranges = []
-    for t0_ns, _end_ns, fs_hz, n_samples in spans:
-        last_ns = t0_ns + round((n_samples - 1) * (NS_PER_S / fs_hz))
-        # One second of margin each side, as epochs.refresh: recomputing too much is harmless.
-        ranges.append((t0_ns // NS_PER_S - 1, last_ns // NS_PER_S + 1))
-    ranges.sort()
-    merged: list[tuple[int, int]] = []
-    for first, last in ranges:
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
-
-
 def refresh(
     db: Session, *, device_id: int, stream: str, spans: Sequence[tuple[int, int, float, int]]
 ) -> None:
     """Recompute the seconds touched by new blocks given as (t0_ns, end_ns, fs_hz, n)."""
-    for first, last in _touched_ranges(spans):
+    for first, last in touched_ranges(spans, unit_ns=NS_PER_S):
         start_ns, end_ns = first * NS_PER_S, (last + 1) * NS_PER_S
         blocks = load_blocks(db, device_id=device_id, stream=stream, start_ns=start_ns, end_ns=end_ns)
         sec = enmo_by_second(blocks)
