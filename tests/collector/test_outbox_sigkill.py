@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from collector.outbox import Outbox
@@ -30,6 +28,7 @@ from tests.collector.test_outbox_service import (
     stored,
     stored_samples,
 )
+from tests.service_process import running_service
 
 REPO = Path(__file__).resolve().parents[2]
 N_BLOCKS = 400
@@ -40,6 +39,7 @@ import asyncio, random, sys
 from pathlib import Path
 import httpx
 from collector.outbox import Outbox
+from tests.service_process import running_service
 from collector.upload import OutboxUploader
 from tests.collector.test_outbox_source import source_block
 
@@ -82,48 +82,16 @@ asyncio.run(main())
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A real `otmon serve` on the service file of make_service; yields (URL, device token)."""
     app, token = make_service(tmp_path)
     app.state.engine.dispose()
-    port = _free_port()
     env = {**os.environ, "OTMON_SECRET_KEY": SECRET, "OTMON_DATA_DIR": str(tmp_path)}
     url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
-    with (tmp_path / "serve.log").open("wb") as log_fh:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "otmon", "serve", "--port", str(port), "--database-url", url],
-            cwd=REPO,
-            env=env,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.1)
+    args = ("--database-url", url)
+    with running_service(env, tmp_path / "serve.log", args=args, cwd=REPO) as base:
         yield base, token
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def start(directory: Path, url: str, token: str, seed: int) -> subprocess.Popen[str]:

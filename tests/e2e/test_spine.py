@@ -10,11 +10,9 @@ import gzip
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +22,7 @@ import httpx
 import pytest
 
 from otmon.demo import demo_capture
+from tests.service_process import running_service
 
 PMD_DATA_UUID = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
 PMD_HEADER_BYTES = 10
@@ -42,12 +41,6 @@ def _otmon(*args: str, env: dict[str, str], stdin: str | None = None) -> subproc
         text=True,
         timeout=300,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def capture_sample_count(path: Path) -> int:
@@ -96,34 +89,8 @@ def service(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, 
     env = {**os.environ, "OTMON_DATABASE_URL": database_url, "OTMON_DATA_DIR": str(tmp_path)}
     created = _otmon("user", "add", "--email", EMAIL, "--password-stdin", env=env, stdin=PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server_log = tmp_path / "serve.log"
-    with server_log.open("wb") as log_fh:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "otmon", "serve", "--port", str(port)],
-            env=env,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server_log.read_text()
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.2)
+    with running_service(env, tmp_path / "serve.log") as url:
         yield url, env
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @contextmanager
