@@ -1,0 +1,163 @@
+"""A restartable `otmon serve` process on a fixed port, a seeded database and what it stores."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import select
+
+from api.db import make_engine, session_factory
+from api.models import SampleBlockRow
+from api.security import create_access_token
+from api.services import devices, patients, users
+from api.services.ingest import load_accel
+from tests.api.conftest import BACKENDS, TEST_SECRET, fresh_database
+from tests.service_process import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 60.0
+
+__all__ = ["BACKENDS", "REPO", "Seeded", "Service", "StoredBlock", "seeded_database", "stored_blocks"]
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """A fresh migrated database with one therapist, one patient and one device."""
+
+    url: str
+    device_token: str
+    therapist_headers: dict[str, str]
+    patient_id: int
+    device_id: int
+
+
+@contextmanager
+def seeded_database(backend: str, directory: Path) -> Iterator[Seeded]:
+    """A new database on `backend` (dropped afterwards for PostgreSQL), seeded for ingest."""
+    with fresh_database(backend, directory) as url:
+        engine = make_engine(url)
+        try:
+            with session_factory(engine)() as db:
+                user = users.create(db, email="rel@example.org", password="x" * 12)
+                patient = patients.create(db, therapist=user, code="R1")
+                device, token = devices.create(db, patient=patient, profile="thingy52", name="T")
+                db.commit()
+                access = create_access_token(user_id=user.id, secret_key=TEST_SECRET, ttl_s=3600)
+                seeded = Seeded(
+                    url, token, {"Authorization": f"Bearer {access}"}, patient.id, device.id
+                )
+        finally:
+            engine.dispose()
+        yield seeded
+
+
+class Service:
+    """`otmon serve` on one port that survives SIGKILL and restarts (the URL stays the same)."""
+
+    def __init__(self, database_url: str, directory: Path) -> None:
+        self.database_url = database_url
+        self.directory = directory
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.n_starts = 0
+
+    def start(self) -> float:
+        """Start the process and wait until /api/v1/health answers; return the seconds it took."""
+        assert self.process is None, "already running"
+        began = time.monotonic()
+        env = {
+            **os.environ,
+            "OTMON_SECRET_KEY": TEST_SECRET,
+            "OTMON_DATA_DIR": str(self.directory),
+            "PYTHONPATH": str(REPO),
+        }
+        log_path = self.directory / f"serve-{self.n_starts}.log"
+        with log_path.open("wb") as log_fh:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "otmon", "serve", "--port", str(self.port),
+                 "--database-url", self.database_url],
+                cwd=REPO, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.n_starts += 1
+        deadline = began + START_TIMEOUT_S
+        while True:
+            assert self.process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{self.base_url}/api/v1/health", timeout=1).status_code == 200:
+                    return time.monotonic() - began
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "service did not start"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, in-flight requests die with the process."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        """Graceful stop (SIGINT), if running."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Service:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """One stored block as the service keeps it, with the SHA-256 of its float32 samples."""
+
+    stream: str
+    seq: int
+    t0_ns: int
+    end_ns: int
+    fs_hz: float
+    n_samples: int
+    sha256: str
+    accel_g: np.ndarray
+
+
+def stored_blocks(database_url: str) -> list[StoredBlock]:
+    """Every block in the database, in (stream, seq) order, checksummed from the decoded data."""
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as db:
+            rows = db.scalars(
+                select(SampleBlockRow).order_by(SampleBlockRow.stream, SampleBlockRow.seq)
+            ).all()
+            out = []
+            for r in rows:
+                accel = load_accel(r)
+                digest = hashlib.sha256(np.ascontiguousarray(accel, "<f4").tobytes()).hexdigest()
+                out.append(
+                    StoredBlock(r.stream, r.seq, r.t0_ns, r.end_ns, r.fs_hz, r.n_samples, digest, accel)
+                )
+            return out
+    finally:
+        engine.dispose()
