@@ -108,6 +108,50 @@ class SampleBlockRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
 
+class DeviceEvent(Base):
+    """An event a collector reported (gap, task_start, task_stop), stored once per (device, id).
+
+    ``fields`` holds the kind's other fields as sent (e.g. ``cause``, ``label``, ``borg``,
+    ``note``, ``source``); the times are columns so gaps and marks can be selected by range.
+    """
+
+    __tablename__ = "device_events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "event_id"),
+        Index("ix_device_events_device_kind", "device_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    # Client-made UUID4 hex, the idempotency key with the device.
+    event_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    stream: Mapped[str | None] = mapped_column(String(32))
+    at_ns: Mapped[int | None] = mapped_column(BigInteger)
+    start_ns: Mapped[int | None] = mapped_column(BigInteger)
+    end_ns: Mapped[int | None] = mapped_column(BigInteger)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Hex SHA-256 of the event's canonical JSON, for the idempotency comparison.
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class DeviceStatusRow(Base):
+    """The latest status a device's collector reported (by ``at_ns``); one row per device."""
+
+    __tablename__ = "device_status"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    at_ns: Mapped[int] = mapped_column(BigInteger)
+    link: Mapped[str] = mapped_column(String(16))
+    battery_pct: Mapped[int | None] = mapped_column(Integer)
+    backlog_blocks: Mapped[int | None] = mapped_column(BigInteger)
+    backlog_samples: Mapped[int | None] = mapped_column(BigInteger)
+    backlog_oldest_t0_ns: Mapped[int | None] = mapped_column(BigInteger)
+    decoded_until_ns: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
 class EpochRow(Base):
     """One 5 s epoch of one device stream: an EpochTable row (columns = ROW_KEYS; NULL is NaN)."""
 
@@ -229,3 +273,23 @@ class AuditEntry(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     action: Mapped[str] = mapped_column(String(64))
+
+
+class FatigueWindowRow(Base):
+    """One 60-s fatigue window of one device stream (`analysis.fatigue_features`, issue 6).
+
+    Computed on ingest from the samples of the window's padded span and never from raw blocks
+    at read time. ``n_samples`` counts the samples in ``[start_ns, start_ns + 60 s)`` (to pick
+    one stream where several cover a window); ``data`` holds the window's other columns as
+    little-endian float64 in the order of `api.services.fatigue_windows.LAYOUT`.
+    """
+
+    __tablename__ = "fatigue_windows"
+    __table_args__ = (UniqueConstraint("device_id", "stream", "start_ns"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    stream: Mapped[str] = mapped_column(String(32))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    n_samples: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

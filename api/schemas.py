@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Known collector profiles (names of collector.devices.PROFILES; api must not import collector).
 DEVICE_PROFILES = (
@@ -93,8 +93,76 @@ class BlockIn(_Input):
         return value
 
 
+NsTime = Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)]
+# Event ids are client-made UUID4 hex (architecture.md, issue 4 contract).
+EventId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+GapCause = Literal["ble_disconnect", "device_drop", "collector_down"]
+MarkSource = Literal["cli", "button"]
+
+
+class GapEventIn(_Input):
+    """Missing data the collector knows the cause of: ``[start_ns, end_ns)`` of one stream."""
+
+    id: EventId
+    kind: Literal["gap"]
+    stream: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    start_ns: NsTime
+    end_ns: NsTime
+    cause: GapCause
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GapEventIn:
+        if self.end_ns <= self.start_ns:
+            raise ValueError(f"end_ns ({self.end_ns}) must be after start_ns ({self.start_ns})")
+        return self
+
+
+class TaskStartIn(_Input):
+    """The patient starts a task (``otmon task start LABEL`` or a button press)."""
+
+    id: EventId
+    kind: Literal["task_start"]
+    at_ns: NsTime
+    label: Annotated[str, Field(min_length=1, max_length=64, pattern=r"\S")]
+    source: MarkSource
+
+
+class TaskStopIn(_Input):
+    """The patient stops the open task, with an optional Borg 6-20 rating and note."""
+
+    id: EventId
+    kind: Literal["task_stop"]
+    at_ns: NsTime
+    borg: Annotated[int, Field(ge=6, le=20, strict=True)] | None = None
+    note: Annotated[str, Field(max_length=500)] | None = None
+    source: MarkSource
+
+
+EventIn = Annotated[GapEventIn | TaskStartIn | TaskStopIn, Field(discriminator="kind")]
+
+
+class StatusIn(_Input):
+    """The collector's state at ``at_ns`` (not idempotent: the latest ``at_ns`` wins)."""
+
+    at_ns: NsTime
+    link: Literal["connected", "connecting", "disconnected"]
+    battery_pct: Annotated[int, Field(ge=0, le=100, strict=True)] | None = None
+    backlog_blocks: Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)] | None = None
+    backlog_samples: Annotated[int, Field(ge=0, le=INT64_MAX, strict=True)] | None = None
+    backlog_oldest_t0_ns: NsTime | None = None
+    decoded_until_ns: NsTime | None = None
+
+
 class IngestRequest(_Input):
-    blocks: Annotated[list[BlockIn], Field(min_length=1)]
+    blocks: list[BlockIn] = Field(default_factory=list)
+    events: list[EventIn] = Field(default_factory=list)
+    status: StatusIn | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> IngestRequest:
+        if not self.blocks and not self.events and self.status is None:
+            raise ValueError("nothing to ingest: give at least one of blocks, events or status")
+        return self
 
 
 class BlockAck(BaseModel):
@@ -104,9 +172,14 @@ class BlockAck(BaseModel):
     t0_ns: int
 
 
+class EventAck(BaseModel):
+    id: str
+
+
 class IngestResponse(BaseModel):
     blocks: list[BlockAck]
     samples: int
+    events: list[EventAck]
 
 
 class DayRead(BaseModel):

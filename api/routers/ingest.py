@@ -76,7 +76,8 @@ def parse_ingest(body: bytes) -> IngestRequest:
 async def ingest_blocks(
     request: Request, device: CurrentDevice, db: DbSession, settings: SettingsDep
 ) -> IngestResponse:
-    """Store blocks for the caller's patient; idempotent on (device, stream, seq)."""
+    """Store blocks, events and status for the caller's patient; idempotent on (device, stream,
+    seq) for blocks and (device, id) for events; the latest status wins."""
     body = await read_limited_body(request, settings.max_body_bytes)
     parsed = parse_ingest(body)
     # Sync DB work runs in the threadpool so the event loop stays free.

@@ -17,7 +17,7 @@ from analysis.samples import NS_PER_S
 from api.errors import Conflict, Invalid, TooLarge
 from api.models import Device, SampleBlockRow
 from api.schemas import INT64_MAX, BlockAck, BlockIn, IngestRequest, IngestResponse
-from api.services import epochs, grid, seconds, sessions
+from api.services import epochs, events, grid, seconds, sessions
 
 # Wire format of `data`: little-endian float32, row-major (n_samples, 3), in g (architecture.md).
 WIRE_DTYPE = np.dtype("<f4")
@@ -171,12 +171,14 @@ def _contiguous(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def store(
     db: Session, *, device: Device, request: IngestRequest, max_block_samples: int
 ) -> IngestResponse:
-    """Store new blocks, refresh the epochs and seconds they touch, invalidate sessions (flushed).
+    """Store new blocks and events and the status, refresh the epochs and seconds the blocks
+    touch, invalidate sessions when anything new was stored (flushed).
 
     Raises:
         TooLarge: a block has more than ``max_block_samples`` samples.
         Invalid: undecodable data, or time going backwards.
-        Conflict: a stored key with different content, or a time overlap with a stored block.
+        Conflict: a stored key (block or event id) with different content, or a time
+            overlap with a stored block.
     """
     # Serialise ingests of one device (row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE
     # already serialises writers), so two requests never recompute the same epoch from
@@ -229,13 +231,19 @@ def store(
     if new:
         for start_ns, end_ns in _contiguous(sorted((b.t0_ns, b.end_ns) for b in new)):
             grid.mark_dirty(db, patient_id=device.patient_id, start_ns=start_ns, end_ns=end_ns)
+    event_acks, new_events = events.store_events(db, device=device, events=request.events)
+    if request.status is not None:
+        events.store_status(db, device=device, status=request.status)
+    if new or new_events:
         sessions.invalidate(db, patient_id=device.patient_id)
 
     acks = [
         BlockAck(stream=b.stream, seq=b.seq, n_samples=b.n_samples, t0_ns=b.t0_ns)
         for b in request.blocks
     ]
-    return IngestResponse(blocks=acks, samples=sum(b.n_samples for b in request.blocks))
+    return IngestResponse(
+        blocks=acks, samples=sum(b.n_samples for b in request.blocks), events=event_acks
+    )
 
 
 def load_accel(row: SampleBlockRow) -> NDArray[np.float32]:

@@ -14,7 +14,16 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.models import AuditEntry, Device, EpochRow, Patient, SampleBlockRow, User
+from api.models import (
+    AuditEntry,
+    Device,
+    DeviceEvent,
+    DeviceStatusRow,
+    EpochRow,
+    Patient,
+    SampleBlockRow,
+    User,
+)
 from api.security import create_access_token, hash_password
 from api.services import devices, patients
 
@@ -92,7 +101,17 @@ def snapshot(db: Session) -> dict[str, Any]:
         repr([(e.id, e.device_id, e.stream, e.start_ns, e.n_samples, e.enmo_mg, e.sum_x_g)
               for e in epochs]).encode()
     ).hexdigest()
-    return {"blocks": [tuple(r) for r in blocks], "n_epochs": len(epochs), "epochs": digest}
+    events = db.execute(
+        select(DeviceEvent.id, DeviceEvent.device_id, DeviceEvent.event_id, DeviceEvent.kind,
+               DeviceEvent.body_sha256).order_by(DeviceEvent.id)
+    ).all()
+    status = db.execute(
+        select(DeviceStatusRow.device_id, DeviceStatusRow.at_ns, DeviceStatusRow.link,
+               DeviceStatusRow.battery_pct, DeviceStatusRow.backlog_samples)
+        .order_by(DeviceStatusRow.device_id)
+    ).all()
+    return {"blocks": [tuple(r) for r in blocks], "n_epochs": len(epochs), "epochs": digest,
+            "events": [tuple(r) for r in events], "status": [tuple(r) for r in status]}
 
 
 def count(db: Session, model: type[Any]) -> int:

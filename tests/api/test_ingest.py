@@ -80,6 +80,7 @@ def test_ingest_response_shape(client: ApiClient, setup: dict[str, Any]) -> None
     assert r.json() == {
         "blocks": [{"stream": "acc", "seq": 2, "n_samples": N, "t0_ns": block["t0_ns"]}],
         "samples": N,
+        "events": [],
     }
 
 
@@ -124,7 +125,8 @@ def test_time_going_backwards_is_422(
 
 
 def test_malformed_json_is_422(client: ApiClient, db: Session, setup: dict[str, Any]) -> None:
-    for content in (b'{"blocks": [', b"not json", b"", "\ufeff{}".encode(), b"[]", b'{"blocks": 3}'):
+    for content in (b'{"blocks": [', b"not json", b"", "\ufeff{}".encode(), b"[]", b'{"blocks": 3}',
+                    b"{}", b'{"blocks": []}', b'{"blocks": [], "events": []}'):
         _rejected(client, db, setup, 422, content=content,
                   headers={"Content-Type": "application/json"})
 
