@@ -14,6 +14,7 @@ from typing import Any
 
 from collector.errors import CollectorError
 from collector.outbox import DEFAULT_LIMIT_BYTES, DEFAULT_WARN_FRACTION
+from collector.outbox_events import MAX_LABEL_CHARS
 
 MIB = 1024 * 1024
 
@@ -43,6 +44,8 @@ class CollectorConfig:
     # On a graceful stop (Ctrl-C, SIGTERM, --duration) wait this long for the backlog to drain;
     # 10 s covers a normal backlog, anything left is sent at the next start.
     drain_timeout_s: float = 10.0
+    # The label a button press on the wearable starts (architecture.md, issue 4).
+    task_label: str = "task"
 
     @property
     def outbox_path(self) -> Path:
@@ -60,7 +63,7 @@ class CollectorConfig:
         return self.outbox_warn_percent / 100
 
 
-_STRINGS = ("server", "token", "device", "profile", "outbox")
+_STRINGS = ("server", "token", "device", "profile", "outbox", "task_label")
 _KNOWN = tuple(f.name for f in fields(CollectorConfig))
 
 
@@ -103,6 +106,8 @@ def load_config(path: str | Path) -> CollectorConfig:
             values[key] = _number(path, key, value, 0, 100)
         else:
             values[key] = _number(path, key, value, 0, None)
+    if len(values.get("task_label", "")) > MAX_LABEL_CHARS:
+        raise ConfigError(f"{path}: key 'task_label': at most {MAX_LABEL_CHARS} characters")
     if "outbox" in values:
         outbox = Path(values["outbox"]).expanduser()
         values["outbox"] = outbox if outbox.is_absolute() else path.parent / outbox

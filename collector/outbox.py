@@ -17,13 +17,20 @@ Disk use: ``limit_bytes`` bounds the sample payload kept (pending + refused bloc
 pages are reused by SQLite, so the file stays about that size). At ``warn_fraction`` of it a
 warning is logged and recorded in the status; at the limit ``put`` raises ``OutboxFull`` —
 the caller refuses the block loudly and counts it (``record_refused``), nothing silently.
+
+Events (architecture.md, "Interfaces fixed for issue 4"): gaps with their cause and the
+patient's task marks live in the same file (``events``: a UUID4-hex id, the kind and its fields
+as JSON), committed before they count and deleted only when the service confirmed them, like
+blocks; refused ones are kept in ``refused_events``. They are a few hundred bytes each and are
+never refused for disk space (a patient's task mark must not be lost to a full sample backlog).
+The end of the last committed block of each stream (``stream_end``) is kept so that a
+restarted collector can report the time it was down (``collector_down`` gap).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +43,7 @@ import numpy as np
 
 from analysis.samples import SampleBlock
 from collector.errors import CollectorError
+from collector.outbox_events import EventsMixin, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,12 @@ CREATE TABLE IF NOT EXISTS refused (
     PRIMARY KEY (stream, seq));
 CREATE TABLE IF NOT EXISTS next_seq (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS refused_events (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    status_code INTEGER, reason TEXT NOT NULL, refused_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stream_end (stream TEXT PRIMARY KEY, end_ns INTEGER NOT NULL);
 """
 
 
@@ -92,6 +106,9 @@ class Backlog:
     n_refused_blocks: int
     used_bytes: int
     limit_bytes: int
+    n_events: int = 0
+    n_refused_events: int = 0
+    oldest_t0_ns: int | None = None  # first sample time of the oldest pending block
 
     @property
     def used_fraction(self) -> float:
@@ -99,7 +116,7 @@ class Backlog:
         return self.used_bytes / self.limit_bytes
 
 
-class Outbox:
+class Outbox(EventsMixin):
     """A SQLite outbox file; one connection per instance (open one per thread/process)."""
 
     def __init__(
@@ -149,8 +166,16 @@ class Outbox:
         ).fetchone()
         return int(row[0])
 
-    def put(self, block: SampleBlock, stream: str = DEFAULT_STREAM) -> int:
-        """Commit `block` durably and return its seq.
+    def put(
+        self,
+        block: SampleBlock,
+        stream: str = DEFAULT_STREAM,
+        *,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> int:
+        """Commit `block` durably (with `events`, (kind, fields), in the same transaction).
+
+        Returns the block's seq.
 
         Raises:
             OutboxFull: storing it would exceed ``limit_bytes`` (nothing was stored).
@@ -172,6 +197,13 @@ class Outbox:
                 (stream, seq, block.t0_ns, block.fs_hz, block.n_samples, data, now),
             )
             db.execute("INSERT OR REPLACE INTO next_seq VALUES (?, ?)", (stream, seq + 1))
+            db.execute(
+                "INSERT INTO stream_end VALUES (?, ?) ON CONFLICT (stream)"
+                " DO UPDATE SET end_ns = MAX(end_ns, excluded.end_ns)",
+                (stream, block.end_ns),
+            )
+            for kind, fields in events:
+                self._insert_event(db, kind, fields, now)
         self._used_bytes += len(data)
         self._check_warning()
         if self._refusing:
@@ -183,6 +215,13 @@ class Outbox:
     def _first_seq_for(self, now_ns: int) -> int:
         """First seq of a stream new to this file: UTC µs, so it is above earlier outboxes'."""
         return now_ns // 1000 if self._first_seq is None else self._first_seq
+
+    def last_end_ns(self, stream: str = DEFAULT_STREAM) -> int | None:
+        """End (UTC ns, exclusive) of the last block of `stream` ever committed to this file."""
+        row = self._db.execute(
+            "SELECT end_ns FROM stream_end WHERE stream = ?", (stream,)
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def next_seq(self, stream: str = DEFAULT_STREAM) -> int | None:
         """The seq the next block of `stream` will get (None before its first block)."""
@@ -246,14 +285,27 @@ class Outbox:
         """Counts of what waits (one consistent snapshot)."""
         self._db.execute("BEGIN")
         try:
-            n, samples, oldest = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(n_samples), 0), MIN(stored_ns) FROM blocks"
+            n, samples, oldest, oldest_t0 = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n_samples), 0), MIN(stored_ns), MIN(t0_ns)"
+                " FROM blocks"
             ).fetchone()
             (n_refused,) = self._db.execute("SELECT COUNT(*) FROM refused").fetchone()
+            (n_events,) = self._db.execute("SELECT COUNT(*) FROM events").fetchone()
+            (n_refused_events,) = self._db.execute("SELECT COUNT(*) FROM refused_events").fetchone()
             used = self._count_used_bytes()
         finally:
             self._db.execute("COMMIT")
-        return Backlog(int(n), int(samples), oldest, int(n_refused), used, self.limit_bytes)
+        return Backlog(
+            int(n),
+            int(samples),
+            oldest,
+            int(n_refused),
+            used,
+            self.limit_bytes,
+            int(n_events),
+            int(n_refused_events),
+            oldest_t0,
+        )
 
     def set_status(self, **values: Any) -> None:
         """Merge `values` (JSON-able; None deletes a key) into the status record."""
@@ -298,60 +350,6 @@ class Outbox:
         self.close()
 
 
-def _alive(pid: int) -> bool:
-    """True when process `pid` exists on this machine (a SIGKILLed collector leaves its pid)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from collector.outbox_status import status_report  # re-exported: it reads an Outbox
 
-
-def _ago(now_ns: int, then_ns: int | None) -> str | None:
-    if then_ns is None:
-        return None
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(then_ns / 1e9))
-    return f"{when} ({(now_ns - then_ns) / 1e9:.0f} s ago)"
-
-
-def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
-    """What `otmon status` shows: backlog size/age, uploads, device state (JSON-able)."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    backlog = outbox.backlog()
-    status = outbox.status()
-    pid = status.get("collector_pid")
-    state = status.get("device_state")
-    if state and status.get("device_state_ns"):
-        state = f"{state} since {_ago(now_ns, status['device_state_ns'])}"
-    battery = status.get("battery_pct")
-    return {
-        "outbox": str(outbox.path),
-        "backlog": f"{backlog.n_blocks} blocks, {backlog.n_samples} samples, "
-        f"{backlog.used_bytes / 2**20:.1f} of {backlog.limit_bytes / 2**20:.0f} MiB "
-        f"({backlog.used_fraction:.0%})",
-        "backlog_blocks": backlog.n_blocks,
-        "backlog_samples": backlog.n_samples,
-        "backlog_bytes": backlog.used_bytes,
-        "limit_bytes": backlog.limit_bytes,
-        "backlog_age_s": None
-        if backlog.oldest_stored_ns is None
-        else (now_ns - backlog.oldest_stored_ns) / 1e9,
-        "backlog_age": _ago(now_ns, backlog.oldest_stored_ns),
-        "last_upload_ns": status.get("last_upload_ns"),
-        "last_upload": _ago(now_ns, status.get("last_upload_ns")) or "never",
-        "device": status.get("device"),
-        "device_state": state,
-        "battery": None if battery is None else f"{battery} %",
-        "collector": f"running (pid {pid})" if pid and _alive(pid) else "not running",
-        "refused_blocks": backlog.n_refused_blocks,
-        "refused_samples": status.get("refused_samples", 0),
-        "warning": status.get("warning"),
-        "full": None
-        if "refused_since_ns" not in status
-        else "outbox full: new samples are "
-        f"refused since {_ago(now_ns, status['refused_since_ns'])}",
-        "last_error": status.get("last_error"),
-        "last_refusal": status.get("last_refusal"),
-    }
+__all__ = ["Backlog", "Outbox", "OutboxFull", "StoredBlock", "StoredEvent", "status_report"]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from collector.config import CollectorConfig
     from collector.outbox import Outbox
+    from collector.outbox_sink import OutboxSink
     from collector.reconnect import Backoff, CollectionControl, CollectionResult
     from collector.session import Clock, Sink
 
@@ -260,20 +261,11 @@ def _config(args: argparse.Namespace) -> CollectorConfig:
     )
 
 
-def outbox_sink(outbox: Outbox) -> Sink:
-    """The sink of `otmon collect`: commit each block to the outbox before it counts.
+def outbox_sink(outbox: Outbox, task_label: str = "task") -> OutboxSink:
+    """The sink of `otmon collect`: blocks, gaps and button presses into the outbox."""
+    from collector.outbox_sink import OutboxSink
 
-    When the outbox is full the block is refused loudly (ERROR log, counted in the status).
-    """
-    from collector.outbox import OutboxFull
-
-    async def sink(block: Any) -> None:
-        try:
-            outbox.put(block)
-        except OutboxFull as exc:
-            outbox.record_refused(block, str(exc))
-
-    return sink
+    return OutboxSink(outbox, task_label=task_label)
 
 
 async def _collect(args: argparse.Namespace, backends: Backends) -> int:
@@ -318,12 +310,12 @@ async def _collect(args: argparse.Namespace, backends: Backends) -> int:
         result = await _run(
             args,
             backends,
-            outbox_sink(outbox),
+            outbox_sink(outbox, config.task_label),
             link_log=LinkLog(name=device, on_change=on_link),
             on_session=lambda _session, client: clients.append(client),
         )
         deadline = time.monotonic() + config.drain_timeout_s
-        while outbox.backlog().n_blocks and time.monotonic() < deadline:
+        while _waiting(outbox) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         stop.set()
@@ -340,6 +332,11 @@ async def _collect(args: argparse.Namespace, backends: Backends) -> int:
         + (f"; {refused} samples REFUSED (outbox full)" if refused else "")
     )
     return 0 if result.stopped_by != "gave up" else 1
+
+
+def _waiting(outbox: Outbox) -> bool:
+    backlog = outbox.backlog()
+    return bool(backlog.n_blocks or backlog.n_events)
 
 
 async def _read_battery(client: Any, outbox: Outbox) -> None:
@@ -362,7 +359,8 @@ def _status(args: argparse.Namespace) -> int:
     """Print the collector's status from its outbox file (never creates one)."""
     import json
 
-    from collector.outbox import Outbox, status_report
+    from collector.outbox import Outbox
+    from collector.outbox_status import status_report
     from otmon.cli import CliError
 
     config = _config(args)

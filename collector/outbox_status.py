@@ -1,0 +1,69 @@
+"""What `otmon status` shows, read from an outbox file (backlog, uploads, device, task)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.outbox import Outbox
+
+
+def _alive(pid: int) -> bool:
+    """True when process `pid` exists on this machine (a SIGKILLed collector leaves its pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _ago(now_ns: int, then_ns: int | None) -> str | None:
+    if then_ns is None:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(then_ns / 1e9))
+    return f"{when} ({(now_ns - then_ns) / 1e9:.0f} s ago)"
+
+
+def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
+    """What `otmon status` shows: backlog size/age, uploads, device state (JSON-able)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    backlog = outbox.backlog()
+    status = outbox.status()
+    pid = status.get("collector_pid")
+    state = status.get("device_state")
+    if state and status.get("device_state_ns"):
+        state = f"{state} since {_ago(now_ns, status['device_state_ns'])}"
+    battery = status.get("battery_pct")
+    return {
+        "outbox": str(outbox.path),
+        "backlog": f"{backlog.n_blocks} blocks, {backlog.n_samples} samples, "
+        f"{backlog.used_bytes / 2**20:.1f} of {backlog.limit_bytes / 2**20:.0f} MiB "
+        f"({backlog.used_fraction:.0%})",
+        "backlog_blocks": backlog.n_blocks,
+        "backlog_samples": backlog.n_samples,
+        "backlog_bytes": backlog.used_bytes,
+        "limit_bytes": backlog.limit_bytes,
+        "backlog_age_s": None
+        if backlog.oldest_stored_ns is None
+        else (now_ns - backlog.oldest_stored_ns) / 1e9,
+        "backlog_age": _ago(now_ns, backlog.oldest_stored_ns),
+        "last_upload_ns": status.get("last_upload_ns"),
+        "last_upload": _ago(now_ns, status.get("last_upload_ns")) or "never",
+        "device": status.get("device"),
+        "device_state": state,
+        "battery": None if battery is None else f"{battery} %",
+        "collector": f"running (pid {pid})" if pid and _alive(pid) else "not running",
+        "refused_blocks": backlog.n_refused_blocks,
+        "refused_samples": status.get("refused_samples", 0),
+        "warning": status.get("warning"),
+        "full": None
+        if "refused_since_ns" not in status
+        else "outbox full: new samples are "
+        f"refused since {_ago(now_ns, status['refused_since_ns'])}",
+        "last_error": status.get("last_error"),
+        "last_refusal": status.get("last_refusal"),
+    }
