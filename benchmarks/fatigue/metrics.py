@@ -9,10 +9,10 @@ from scipy import stats
 
 
 def auc(pos: Sequence[float], neg: Sequence[float]) -> float:
-    """P(pos > neg) + ½·P(tie) (Mann–Whitney); NaN entries dropped; NaN if a side is empty."""
+    """P(pos > neg) + ½·P(tie) (Mann–Whitney); NaN dropped (±inf kept); NaN if a side is empty."""
     p = np.asarray(pos, float)
     n = np.asarray(neg, float)
-    p, n = p[np.isfinite(p)], n[np.isfinite(n)]
+    p, n = p[~np.isnan(p)], n[~np.isnan(n)]
     if not len(p) or not len(n):
         return float("nan")
     ranks = stats.rankdata(np.concatenate([p, n]))

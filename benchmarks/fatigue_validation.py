@@ -1,0 +1,215 @@
+"""Validation of OT-FI by fatigue injected into real wrist recordings (issue 6, methods.md §2.6 A).
+
+Run on demand (never in the test suite)::
+
+    python benchmarks/fatigue_validation.py [--pool test] [--workers 2] [--json out.json]
+
+Base material: HMP right-wrist ADL trials (`../shared/data/hmp-adl/`, 32 Hz, read in place)
+assembled into 20–40-min same-task pseudo-sessions (`benchmarks.fatigue.hmp`); reported figures
+use the test pool of volunteers only. Every base session is run clean, under each negative
+control and under every manipulation level (`benchmarks.fatigue.runs.conditions`), through
+`analysis.fatigue_features.window_features` and `analysis.fatigue.session_fatigue` with the
+preregistered defaults (no between-session baseline: the within-session index). Seeds are fixed
+(``--seed``), so a rerun gives the same numbers.
+
+Scoring conventions: a session failing a quality gate has no ΔFI and counts as "not detected"
+(ΔFI = −∞ in the AUC, for fatigued and control sessions alike); a CUSUM alarm in a control
+session is a false alarm (the index raises at most one per session); onset error is
+|onset − t0| for fatigued sessions that alarmed; detection delay is alarm time − t0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.fatigue import DEFAULT_PARAMS, session_fatigue  # noqa: E402
+from analysis.fatigue_features import window_features  # noqa: E402
+from benchmarks.fatigue import hmp, runs  # noqa: E402
+from benchmarks.fatigue.metrics import auc, cluster_bootstrap, median_iqr  # noqa: E402
+
+_SESSIONS: list[hmp.Session] = []
+
+
+def _init(pool: str, data_dir: str | None) -> None:
+    trials = hmp.load_hmp(Path(data_dir) if data_dir else None)
+    _SESSIONS[:] = hmp.build_sessions(trials, pool=pool)
+
+
+def evaluate(sess: hmp.Session, case: runs.Case, base: int) -> dict:
+    """Index on one case; the row of results for it."""
+    res = case.result
+    fw = window_features(res.accel_g, fs_hz=res.fs_hz, t0_ns=runs.T0_NS)
+    out = session_fatigue(fw)
+    row = {"base": base, "task": sess.task, "volunteers": list(sess.volunteers),
+           "kind": case.kind, "level": case.level, "tau_s": case.tau_s, "t0_s": res.onset_s,
+           "duration_s": res.duration_s, "quality": out["quality"], "delta": out["delta"],
+           "ci95": out["ci95"], "alarm": out["alarm"], "onset_active_s": out["onset_s"],
+           "contributions": out["contributions"], "features_used": out["features_used"],
+           "n_scored": out["n_scored"]}
+    row.update(runs.timing(out["series"], res.onset_s, DEFAULT_PARAMS.cusum_k,
+                           DEFAULT_PARAMS.cusum_h))
+    fi = [v for v in out["series"]["fi_within"] if v is not None]
+    # Windows after the within-session reference (first 5 active min) for calibration.
+    act = np.concatenate([[0.0], np.cumsum(fw.active_s)[:-1] / 2.0]) if len(fw) else np.zeros(0)
+    after = [v for v, a in zip(out["series"]["fi_within"], act)
+             if v is not None and a >= DEFAULT_PARAMS.ref_active_s]
+    row["fi_after_ref"] = after if case.kind in ("clean", "clean_6bit") else []
+    # The replayed CUSUM must find the index's own onset (active seconds of the same window).
+    row["onset_replay_ok"] = out["onset_s"] is None if row["onset_wall_s"] is None else bool(
+        np.isclose(act[np.searchsorted(fw.start_ns, runs.T0_NS + round(row["onset_wall_s"] * 1e9))],
+                   out["onset_s"]))
+    row["n_fi"] = len(fi)
+    return row
+
+
+def _job(args: tuple[int, str, float | None, float | None, int]) -> dict:
+    base, kind, level, tau, seed = args
+    sess = _SESSIONS[base]
+    rng = np.random.default_rng(seed)
+    other = None
+    if kind == "task_switch":  # a session of another task, chosen reproducibly
+        others = [i for i, s in enumerate(_SESSIONS) if s.task != sess.task]
+        other = _SESSIONS[others[int(rng.integers(len(others)))]]
+    case = runs.make_case(sess, kind, level, tau, rng, other)
+    return evaluate(sess, case, base)
+
+
+def _score(rows: list[dict]) -> np.ndarray:
+    return np.array([-np.inf if r["delta"] is None else r["delta"] for r in rows])
+
+
+def _auc_ci(fat: list[dict], ctl: list[dict], seed: int) -> tuple[float, tuple[float, float]]:
+    """AUC of ΔFI fatigued vs controls, with a bootstrap CI over base recordings."""
+    rows = fat + ctl
+    y = np.array([1] * len(fat) + [0] * len(ctl))
+    s = _score(rows)
+    base = [r["base"] for r in rows]
+    a = auc(s[y == 1], s[y == 0])
+    ci = cluster_bootstrap(lambda i: auc(s[i][y[i] == 1], s[i][y[i] == 0]), base, seed=seed)
+    return a, ci
+
+
+def summarise(rows: list[dict], seed: int) -> dict:
+    controls = [r for r in rows if r["t0_s"] is None and r["kind"] != "clean_6bit"]
+    clean = [r for r in rows if r["kind"] == "clean"]
+    hours = sum(r["duration_s"] for r in controls) / 3600
+    fa = sum(r["alarm"] for r in controls)
+    fat_rows = [r for r in rows if r["t0_s"] is not None]
+    pre_h = sum(r["t0_s"] for r in fat_rows) / 3600
+    pre_fa = sum(r["alarm_before_t0"] for r in fat_rows)
+    fi = np.concatenate([r["fi_after_ref"] for r in clean]) if clean else np.zeros(0)
+    thr95 = float(np.percentile(_score(clean)[np.isfinite(_score(clean))], 95))
+    out: dict = {
+        "n_base_sessions": len({r["base"] for r in rows}),
+        "control_hours": hours, "control_false_alarms": int(fa),
+        "false_alarms_per_10h": 10 * fa / hours if hours else float("nan"),
+        "false_alarms_per_10h_incl_pre_onset": 10 * (fa + pre_fa) / (hours + pre_h),
+        "controls": {}, "conditions": [],
+        "ot_fi_clean_after_ref": {"mean": float(np.mean(fi)), "sd": float(np.std(fi)),
+                                  "n_windows": int(fi.size)},
+        "delta_threshold_95pct_specificity": thr95,
+    }
+    for kind in ("clean", "task_switch", "strap_rotation", "calibration_drift", "resample",
+                 "clean_6bit"):
+        rs = [r for r in rows if r["kind"] == kind]
+        if not rs:
+            continue
+        d = [r["delta"] for r in rs if r["delta"] is not None]
+        out["controls"][kind] = {
+            "n": len(rs), "gated": sum(r["quality"] != "ok" for r in rs),
+            "alarms": sum(r["alarm"] for r in rs), "hours": sum(r["duration_s"] for r in rs) / 3600,
+            "delta_median_iqr": median_iqr(d), "auc_vs_clean": _auc_ci(rs, clean, seed)[0]
+            if kind != "clean" else None}
+    keys = sorted({(r["kind"], r["level"], r["tau_s"] if r["kind"].startswith("realistic")
+                    else None) for r in fat_rows}, key=lambda k: (k[0], k[1] or 0, k[2] or 0))
+    for kind, level, tau in keys:
+        fat = [r for r in fat_rows if r["kind"] == kind and r["level"] == level
+               and (tau is None or r["tau_s"] == tau)]
+        ref = [r for r in rows if r["kind"] == "clean_6bit"] if kind.endswith("_6bit") else clean
+        a, ci = _auc_ci(fat, ref, seed)
+        a_all, _ = _auc_ci(fat, ref + [r for r in controls if r["kind"] != "clean"], seed)
+        hit = [r for r in fat if r["alarm"] and not r["alarm_before_t0"]]
+        err = np.array([abs(r["onset_wall_s"] - r["t0_s"]) / 60 for r in hit])
+        delay = [(r["alarm_wall_s"] - r["t0_s"]) / 60 for r in hit]
+        contrib: dict[str, list[float]] = {}
+        for r in fat:
+            for f, v in r["contributions"].items():
+                contrib.setdefault(f, []).append(v)
+        top = sorted(((f, float(np.mean(v))) for f, v in contrib.items()), key=lambda kv: -kv[1])
+        out["conditions"].append({
+            "kind": kind, "level": level, "tau_s": tau, "n": len(fat),
+            "gated": sum(r["quality"] != "ok" for r in fat),
+            "auc_vs_clean": a, "auc_ci95": ci, "auc_vs_all_controls": a_all,
+            "delta_median": median_iqr([r["delta"] for r in fat if r["delta"] is not None])[0],
+            "sens_at_95spec": float(np.mean(_score(fat) > thr95)),
+            "alarm_rate": float(np.mean([r["alarm"] and not r["alarm_before_t0"] for r in fat])),
+            "onset_error_min_median_iqr": median_iqr(err),
+            "onset_error_ci95": cluster_bootstrap(
+                lambda i, e=err: float(np.median(e[i])), [r["base"] for r in hit], seed=seed)
+            if len(hit) else (float("nan"),) * 2,
+            "delay_min_median_iqr": median_iqr(delay),
+            "top_contributions": top[:3]})
+    dose = {}
+    for m in runs.MANIPULATIONS:
+        pairs = [(0.0, r["delta"]) for r in clean] + [(r["level"], r["delta"]) for r in fat_rows
+                                                     if r["kind"] == m]
+        lv = np.array([p[0] for p in pairs])
+        sc = np.array([-np.inf if p[1] is None else p[1] for p in pairs])
+        ok = np.isfinite(sc)
+        if len(np.unique(lv[ok])) > 1 and len(np.unique(sc[ok])) > 1:
+            dose[m] = float(stats.spearmanr(lv[ok], sc[ok]).statistic)
+    out["dose_response_spearman"] = dose
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pool", choices=("test", "tune"), default="test")
+    ap.add_argument("--data", help="folder holding hmp-adl/ (default ../shared/data)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=20261129)
+    ap.add_argument("--limit", type=int, help="only the first N base sessions (smoke runs)")
+    ap.add_argument("--json", type=Path, help="write every run's row and the summary here")
+    args = ap.parse_args(argv)
+    root = Path(args.data) if args.data else hmp.default_data_dir()
+    if not (root / "hmp-adl").is_dir():
+        print(f"error: {root / 'hmp-adl'}: HMP data folder not found", file=sys.stderr)
+        return 2
+    t_start = time.perf_counter()
+    _init(args.pool, args.data)
+    n_base = len(_SESSIONS) if args.limit is None else min(args.limit, len(_SESSIONS))
+    ss = np.random.SeedSequence(args.seed)
+    conds = runs.conditions()
+    seeds = ss.generate_state(n_base * len(conds))
+    jobs = [(b, kind, level, tau, int(seeds[b * len(conds) + j]))
+            for b in range(n_base) for j, (kind, level, tau) in enumerate(conds)]
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers, initializer=_init,
+                                 initargs=(args.pool, args.data)) as ex:
+            rows = list(ex.map(_job, jobs, chunksize=4))
+    else:
+        rows = [_job(j) for j in jobs]
+    summary = summarise(rows, args.seed)
+    summary["onset_replay_mismatches"] = sum(not r["onset_replay_ok"] for r in rows)
+    summary["runtime_s"] = time.perf_counter() - t_start
+    summary["workers"] = args.workers
+    summary["cpu_count"] = os.cpu_count()
+    print(json.dumps(summary, indent=1, default=float))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
