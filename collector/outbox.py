@@ -307,6 +307,28 @@ class Outbox(EventsMixin):
             oldest_t0,
         )
 
+    def backlog_excluding(self, keys: Sequence[tuple[str, int]]) -> tuple[int, int, int | None]:
+        """(blocks, samples, oldest first-sample time) pending once the blocks `keys` are gone."""
+        gone = set(keys)
+        self._db.execute("BEGIN")
+        try:
+            n, samples = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n_samples), 0) FROM blocks"
+            ).fetchone()
+            for key in gone:
+                row = self._db.execute(
+                    "SELECT n_samples FROM blocks WHERE stream = ? AND seq = ?", key
+                ).fetchone()
+                if row is not None:
+                    n, samples = n - 1, samples - row[0]
+            oldest = self._db.execute(
+                "SELECT stream, seq, t0_ns FROM blocks ORDER BY t0_ns LIMIT ?", (len(gone) + 1,)
+            ).fetchall()
+        finally:
+            self._db.execute("COMMIT")
+        first = next((int(t0) for st, sq, t0 in oldest if (st, sq) not in gone), None)
+        return int(n), int(samples), first
+
     def set_status(self, **values: Any) -> None:
         """Merge `values` (JSON-able; None deletes a key) into the status record."""
         with self._tx() as db:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -66,4 +67,37 @@ def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
         f"refused since {_ago(now_ns, status['refused_since_ns'])}",
         "last_error": status.get("last_error"),
         "last_refusal": status.get("last_refusal"),
+    }
+
+
+# Link states of the collector (collector.reconnect.LinkState values, plus "searching" before
+# the first scan and "stopped") mapped to the three of the ingest status (architecture.md, #4).
+LINK_OF_STATE = {
+    "connected": "connected",
+    "streaming": "connected",
+    "searching": "connecting",
+    "connecting": "connecting",
+    "retrying": "connecting",
+}
+
+
+def heartbeat(
+    outbox: Outbox, sending: Sequence[tuple[str, int]] = (), now_ns: int | None = None
+) -> dict[str, Any]:
+    """The `status` object of an ingest request that carries the blocks `sending`.
+
+    The backlog figures count what still waits once this request is stored (the blocks it
+    carries excluded), so the service never calls data it just stored "not uploaded".
+    """
+    status = outbox.status()
+    battery = status.get("battery_pct")
+    blocks, samples, oldest_t0 = outbox.backlog_excluding(sending)
+    return {
+        "at_ns": time.time_ns() if now_ns is None else now_ns,
+        "link": LINK_OF_STATE.get(status.get("device_state") or "", "disconnected"),
+        "battery_pct": battery if isinstance(battery, int) and 0 <= battery <= 100 else None,
+        "backlog_blocks": blocks,
+        "backlog_samples": samples,
+        "backlog_oldest_t0_ns": oldest_t0,
+        "decoded_until_ns": outbox.last_end_ns(),
     }

@@ -1,21 +1,15 @@
 """Upload blocks to the service: `POST {server}/api/v1/ingest` with a device bearer token.
 
-`Uploader` posts blocks straight from memory (tests, `otmon replay`); `OutboxUploader` drains
-the durable outbox (collector/outbox.py): batches keyed (device, stream, seq), exponential
-backoff with jitter, 429 `Retry-After`, 413 split, permanent refusals (409/422) kept and
-reported, and only what the service confirmed deleted.
+`Uploader` posts blocks straight from memory (tests, `otmon replay`); `OutboxUploader`
+(collector/outbox_upload.py, also importable from here) drains the durable outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import logging
-import random
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,7 +18,6 @@ import numpy as np
 
 from analysis.samples import SampleBlock
 from collector.errors import UploadError
-from collector.outbox import Outbox, StoredBlock
 
 log = logging.getLogger(__name__)
 
@@ -162,221 +155,13 @@ class Uploader:
         await self.aclose()
 
 
-# ≤ 4 MiB of base64 per request: a quarter of the service's default max_body_bytes (16 MiB).
-BATCH_BYTES = 4 * 1024 * 1024
-# Back-off after a failure doubles from 0.5 s up to 60 s (a restart or an outage of minutes
-# costs at most a minute of extra delay); "equal jitter" keeps half the delay and randomises
-# the other half so many collectors do not retry in lock-step.
-MAX_BACKOFF_S = 60.0
-# A Retry-After longer than an hour is treated as an hour (a misconfigured proxy must not
-# stall the upload for days).
-MAX_RETRY_AFTER_S = 3600.0
-# Answers that refuse a block for good: the same key with another body / overlap (409),
-# undecodable or out of order (422). They are isolated to one block and kept in `refused`.
-PERMANENT = (409, 422)
+_MOVED = ("DrainStats", "OutboxUploader", "retry_after_s", "stored_to_ingest", "PERMANENT")
 
 
-def stored_to_ingest(block: StoredBlock) -> dict[str, Any]:
-    """The ingest JSON of a stored block (byte-identical on every resend)."""
-    return {
-        "stream": block.stream,
-        "seq": block.seq,
-        "t0_ns": block.t0_ns,
-        "fs_hz": block.fs_hz,
-        "n_samples": block.n_samples,
-        "dtype": "float32",
-        "data": base64.b64encode(block.data).decode("ascii"),
-    }
+def __getattr__(name: str) -> object:
+    """The outbox uploader lives in collector/outbox_upload.py; its old import path still works."""
+    if name in _MOVED:
+        from collector import outbox_upload
 
-
-def retry_after_s(response: httpx.Response, now_s: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date), if any."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        delay = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        delay = when.timestamp() - (time.time() if now_s is None else now_s)
-    return min(max(delay, 0.0), MAX_RETRY_AFTER_S)
-
-
-@dataclass(slots=True)
-class DrainStats:
-    """What an `OutboxUploader` did so far."""
-
-    n_requests: int = 0
-    n_confirmed_blocks: int = 0
-    n_confirmed_samples: int = 0
-    n_refused_blocks: int = 0
-    n_failures: int = 0  # 5xx, connection errors and 429s that were retried
-
-
-class OutboxUploader:
-    """Drain an `Outbox` to `POST /api/v1/ingest`, deleting only confirmed blocks."""
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        server_url: str,
-        token: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout_s: float = 30.0,
-        batch_blocks: int = BATCH_BLOCKS,
-        batch_bytes: int = BATCH_BYTES,
-        backoff_s: float = BACKOFF_S,
-        max_backoff_s: float = MAX_BACKOFF_S,
-        rng: random.Random | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.outbox = outbox
-        self.url = server_url.rstrip("/") + INGEST_PATH
-        self.batch_blocks = batch_blocks
-        self.batch_bytes = batch_bytes
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.stats = DrainStats()
-        self.sleeps_s: list[float] = []  # every wait, for logs and tests
-        self._rng = rng or random.Random()
-        self._sleep = sleep
-        self._failures = 0
-        self._limit = batch_blocks  # lowered after 413, 1 while isolating a refused block
-        self._isolate_left = 0
-        self._client = httpx.AsyncClient(
-            timeout=timeout_s, transport=transport, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    def backoff_delay_s(self, failures: int) -> float:
-        """Delay after the `failures`-th consecutive failure: doubling, capped, equal jitter."""
-        full = min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1))
-        return full / 2 + self._rng.random() * full / 2
-
-    async def _wait(self, delay_s: float) -> None:
-        self.sleeps_s.append(delay_s)
-        await self._sleep(delay_s)
-
-    def _batch(self) -> list[StoredBlock]:
-        limit = 1 if self._isolate_left else self._limit
-        blocks = self.outbox.pending(limit)
-        out: list[StoredBlock] = []
-        size = 0
-        for b in blocks:
-            size += len(b.data) * 4 // 3 + 200
-            if out and size > self.batch_bytes:
-                break
-            out.append(b)
-        return out
-
-    async def _failed(self, what: str, delay_s: float | None = None) -> None:
-        """A retryable failure: record it, then wait `delay_s` or the back-off."""
-        self._failures += 1
-        self.stats.n_failures += 1
-        wait = self.backoff_delay_s(self._failures) if delay_s is None else delay_s
-        log.info("upload failed (%s); retrying in %.1f s", what, wait)
-        self.outbox.set_status(last_error=what, last_error_ns=time.time_ns())
-        await self._wait(wait)
-
-    async def send_one_batch(self) -> bool:
-        """Send the oldest pending batch once and act on the answer; False when nothing waits.
-
-        Raises:
-            UploadError: the service refused the token or the request (401/403/other 4xx):
-                nothing is deleted; the caller decides when to try again.
-        """
-        batch = self._batch()
-        if not batch:
-            return False
-        self.stats.n_requests += 1
-        body = {"blocks": [stored_to_ingest(b) for b in batch]}
-        try:
-            response = await self._client.post(self.url, json=body)
-        except httpx.TransportError as exc:
-            await self._failed(f"{type(exc).__name__}: {exc}")
-            return True
-        status = response.status_code
-        if status == 200:
-            self._confirmed(batch, response.json())
-            return True
-        reason = _reason(response)
-        if status == 429:
-            await self._failed(f"HTTP 429: {reason}", retry_after_s(response))
-        elif status >= 500:
-            await self._failed(f"HTTP {status}: {reason}", retry_after_s(response))
-        elif status == 413 and len(batch) > 1:
-            self._limit = max(1, len(batch) // 2)
-            log.info("HTTP 413 for %d blocks; sending at most %d", len(batch), self._limit)
-        elif status in PERMANENT and len(batch) > 1:
-            self._isolate_left = len(batch)  # one block at a time finds the refused one
-        elif status in PERMANENT or status == 413:
-            self._refuse(batch[0], status, reason)
-        else:
-            message = f"{self.url} rejected the upload (HTTP {status}): {reason}"
-            self.outbox.set_status(last_error=message, last_error_ns=time.time_ns())
-            raise UploadError(message, status_code=status)
-        return True
-
-    def _confirmed(self, batch: list[StoredBlock], result: dict[str, Any]) -> None:
-        acked = {(a["stream"], a["seq"]) for a in result.get("blocks", [])}
-        sent = [(b.stream, b.seq) for b in batch if (b.stream, b.seq) in acked]
-        self.outbox.confirm(sent)
-        self._failures = 0
-        self._isolate_left = max(0, self._isolate_left - len(batch))
-        self.stats.n_confirmed_blocks += len(sent)
-        self.stats.n_confirmed_samples += sum(
-            b.n_samples for b in batch if (b.stream, b.seq) in acked
-        )
-        self.outbox.set_status(last_upload_ns=time.time_ns(), last_error=None, last_error_ns=None)
-
-    def _refuse(self, block: StoredBlock, status: int, reason: str) -> None:
-        log.error(
-            "the service refused stream %r seq %d for good (HTTP %d): %s; kept in the outbox's "
-            "refused table",
-            block.stream,
-            block.seq,
-            status,
-            reason,
-        )
-        self.outbox.refuse((block.stream, block.seq), status, f"HTTP {status}: {reason}")
-        self._isolate_left = max(0, self._isolate_left - 1)
-        self.stats.n_refused_blocks += 1
-
-    async def drain(self) -> DrainStats:
-        """Send until the outbox is empty (retrying failures); return the stats."""
-        while await self.send_one_batch():
-            pass
-        return self.stats
-
-    async def run(self, stop: asyncio.Event, idle_s: float = 1.0) -> None:
-        """Drain in the background until `stop` is set; a refused token is retried at the cap."""
-        if self._sleep is asyncio.sleep:  # back-off waits end early on stop
-
-            async def sleep(delay_s: float) -> None:
-                await _wait_or_stop(stop, delay_s)
-
-            self._sleep = sleep
-        while not stop.is_set():
-            try:
-                busy = await self.send_one_batch()
-            except UploadError as exc:
-                log.error("%s; retrying in %.0f s", exc, self.max_backoff_s)
-                busy = False
-                await _wait_or_stop(stop, self.max_backoff_s)
-                continue
-            if not busy:
-                await _wait_or_stop(stop, idle_s)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
-
-
-async def _wait_or_stop(stop: asyncio.Event, delay_s: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), delay_s)
-    except TimeoutError:
-        pass
+        return getattr(outbox_upload, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
