@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 
 from api.db import make_engine, session_factory
-from api.models import SampleBlockRow
+from api.models import DeviceEvent, SampleBlockRow
 from api.security import create_access_token
 from api.services import devices, patients, users
 from api.services.ingest import load_accel
@@ -28,7 +28,7 @@ from tests.service_process import free_port
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 
-__all__ = ["BACKENDS", "REPO", "Seeded", "Service", "StoredBlock", "seeded_database", "stored_blocks"]
+__all__ = ["BACKENDS", "REPO", "Seeded", "Service", "StoredBlock", "seeded_database", "stored_blocks", "stored_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +158,22 @@ def stored_blocks(database_url: str) -> list[StoredBlock]:
                 out.append(
                     StoredBlock(r.stream, r.seq, r.t0_ns, r.end_ns, r.fs_hz, r.n_samples, digest, accel)
                 )
+            return out
+    finally:
+        engine.dispose()
+
+
+def stored_events(database_url: str) -> list[dict[str, object]]:
+    """Every stored event as its wire object (id, kind, times, fields), in storage order."""
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as db:
+            rows = db.scalars(select(DeviceEvent).order_by(DeviceEvent.id)).all()
+            out: list[dict[str, object]] = []
+            for r in rows:
+                times = {"stream": r.stream, "at_ns": r.at_ns, "start_ns": r.start_ns, "end_ns": r.end_ns}
+                wire = {"id": r.event_id, "kind": r.kind, **{k: v for k, v in times.items() if v is not None}}
+                out.append({**wire, **r.fields})
             return out
     finally:
         engine.dispose()

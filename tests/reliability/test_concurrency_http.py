@@ -1,4 +1,4 @@
-"""One upload raced by 20 HTTP clients into a real `otmon serve` process: stored once, answered alike.
+"""One upload (a block, then an event) raced by 20 HTTP clients into a real `otmon serve` process: stored once, answered alike.
 
 Real sockets, real uvicorn worker, the real database (SQLite file, and PostgreSQL when
 OTMON_TEST_DATABASE_URL is set); nothing is rolled back between the requests.
@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from tests.api.factories import T0_NS, block_json
-from tests.reliability.service import BACKENDS, Service, seeded_database, stored_blocks
+from tests.reliability.service import (
+    BACKENDS,
+    Service,
+    seeded_database,
+    stored_blocks,
+    stored_events,
+)
 
 N_CLIENTS = 20
 N_REQUESTS = 100  # in all: 5 per client
@@ -53,23 +59,31 @@ def _max_in_flight(spans: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_one_block_sent_100_times_by_20_clients_is_stored_once(backend: str, tmp_path: Path) -> None:
+def test_one_block_or_event_sent_100_times_by_20_clients_is_stored_once(
+    backend: str, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(4)
     accel = (rng.normal(0, 0.4, (3000, 3)) + [0, 0, 1]).astype(np.float32)
     block = block_json(accel, seq=7, t0_ns=T0_NS, fs_hz=30.0)
-    body = json.dumps({"blocks": [block]}).encode()
+    gap = {"id": "5f0c" * 8, "kind": "gap", "stream": "acc", "start_ns": T0_NS - 4_000_000_000,
+           "end_ns": T0_NS, "cause": "ble_disconnect"}  # fmt: skip
     with seeded_database(backend, tmp_path) as seeded, Service(seeded.url, tmp_path) as service:
         headers = {"Authorization": f"Bearer {seeded.device_token}"}
-        results = _race(service.base_url, headers, body)
+        block_results = _race(service.base_url, headers, json.dumps({"blocks": [block]}).encode())
+        event_results = _race(service.base_url, headers, json.dumps({"events": [gap]}).encode())
         stored = stored_blocks(seeded.url)
+        events = stored_events(seeded.url)
 
-    assert len(results) == N_REQUESTS
-    assert [r.status_code for _, _, r in results] == [200] * N_REQUESTS
-    assert len({r.content for _, _, r in results}) == 1  # every answer byte-identical
-    answer = results[0][2].json()
+    for results in (block_results, event_results):
+        assert len(results) == N_REQUESTS
+        assert [r.status_code for _, _, r in results] == [200] * N_REQUESTS
+        assert len({r.content for _, _, r in results}) == 1  # every answer byte-identical
+        # The requests really raced: many were in flight at the same moment.
+        assert _max_in_flight([(s, e) for s, e, _ in results]) >= N_CLIENTS // 2
+    answer = block_results[0][2].json()
     assert answer["blocks"] == [{"stream": "acc", "seq": 7, "n_samples": 3000, "t0_ns": T0_NS}]
     assert answer["samples"] == 3000
     assert [(b.stream, b.seq, b.n_samples, b.t0_ns) for b in stored] == [("acc", 7, 3000, T0_NS)]
     assert stored[0].sha256 == hashlib.sha256(accel.astype("<f4").tobytes()).hexdigest()
-    # The requests really raced: many were in flight at the same moment.
-    assert _max_in_flight([(s, e) for s, e, _ in results]) >= N_CLIENTS // 2
+    assert event_results[0][2].json()["events"] == [{"id": gap["id"]}]
+    assert events == [gap]

@@ -22,11 +22,17 @@ import numpy as np
 import pytest
 
 from tests.api.factories import T0_NS, block_json
-from tests.reliability.service import BACKENDS, Service, seeded_database, stored_blocks
+from tests.reliability.service import (
+    BACKENDS,
+    Service,
+    seeded_database,
+    stored_blocks,
+    stored_events,
+)
 
 N_KILLS = 10
 N_CLIENTS = 4
-N_SAMPLES = 300  # 10 s at 30 Hz per block
+N_SAMPLES = 270  # 9 s at 30 Hz per block, then a 1 s link gap reported as an event
 BLOCK_NS = 10_000_000_000
 
 
@@ -40,10 +46,20 @@ class Ledger:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _gap(seq: int) -> dict[str, object]:
+    """The gap event sent with block `seq`: the second after it, a BLE disconnect."""
+    t0 = T0_NS + seq * BLOCK_NS
+    return {"id": f"{seq:032x}", "kind": "gap", "stream": "acc",
+            "start_ns": t0 + 9 * 10**9, "end_ns": t0 + BLOCK_NS, "cause": "ble_disconnect"}  # fmt: skip
+
+
 def _block(seq: int) -> tuple[bytes, str]:
-    """The request body of block `seq` and the SHA-256 of its float32 samples."""
+    """The request body of block `seq` (with its gap event) and the SHA-256 of its samples."""
     accel = np.random.default_rng(seq).normal(0, 0.5, (N_SAMPLES, 3)).astype(np.float32)
-    body = {"blocks": [block_json(accel, seq=seq, t0_ns=T0_NS + seq * BLOCK_NS, fs_hz=30.0)]}
+    body = {
+        "blocks": [block_json(accel, seq=seq, t0_ns=T0_NS + seq * BLOCK_NS, fs_hz=30.0)],
+        "events": [_gap(seq)],
+    }
     return json.dumps(body).encode(), hashlib.sha256(accel.astype("<f4").tobytes()).hexdigest()
 
 
@@ -78,6 +94,10 @@ def _check_store(url: str, ledger: Ledger) -> dict[int, str]:
     stored = stored_blocks(url)
     by_seq = {b.seq: b.sha256 for b in stored}
     assert len(by_seq) == len(stored)  # none doubled
+    events = {int(str(e["id"]), 16): e for e in stored_events(url)}
+    assert len(events) == len(stored_events(url))
+    assert sorted(events) == sorted(by_seq)  # a block and its event: one transaction
+    assert all(e == _gap(seq) for seq, e in events.items())
     for seq in ledger.acked:
         assert by_seq.get(seq) == _block(seq)[1], f"acknowledged block {seq} lost or changed"
     for seq, sha in by_seq.items():
