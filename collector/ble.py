@@ -30,7 +30,7 @@ from collector.errors import (
     DeviceNotFoundError,
     ProtocolError,
 )
-from collector.session import Clock, Session, SessionResult, Sink
+from collector.session import Clock, EventSink, Session, SessionResult, Sink
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ async def run_session(
     on_session: Callable[[Session, BleakClient], None] | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    events: EventSink | None = None,
     **backend_kwargs: Any,
 ) -> SessionResult:
     """Connect to `device`, run one session until stopped or disconnected, disconnect.
@@ -245,6 +246,7 @@ async def run_session(
                 clock=clock,
                 capture=capture,
                 max_samples=max_samples,
+                events=events,
             )
             holder.append(session)
             if on_session is not None:

@@ -22,12 +22,13 @@ from bleak import BleakClient
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 
+from analysis.samples import SampleBlock
 from collector.assembly import DEFAULT_MAX_SAMPLES, Gap
 from collector.ble import CONNECT_TIMEOUT_S, run_session
 from collector.capture import CaptureWriter
 from collector.devices.base import DeviceProfile
 from collector.errors import BluetoothUnavailableError, ProtocolError
-from collector.session import Clock, Session, SessionResult, Sink
+from collector.session import Clock, EventSink, Session, SessionResult, Sink
 
 log = logging.getLogger("collector.link")
 
@@ -158,6 +159,30 @@ class CollectionResult:
         return sum(s.n_notifications for s in self.sessions)
 
 
+class _LinkGapSink:
+    """Passes blocks on; before the first block after a drop, reports the drop's gap.
+
+    The gap runs from the end of the last block delivered (any earlier connection) to the
+    first sample of the new connection: the `link_gaps` entry, reported when it is known, so
+    a collector killed later has already committed it.
+    """
+
+    def __init__(self, sink: Sink, events: EventSink | None) -> None:
+        self.sink = sink
+        self.events = events
+        self.last_end_ns: int | None = None
+        self.new_connection = False
+
+    async def __call__(self, block: SampleBlock) -> None:
+        if self.new_connection:
+            self.new_connection = False
+            last = self.last_end_ns
+            if self.events is not None and last is not None and block.t0_ns > last:
+                await self.events.gap(last, block.t0_ns, "ble_disconnect")
+        self.last_end_ns = block.end_ns
+        await self.sink(block)
+
+
 def _link_gaps(sessions: list[SessionResult]) -> list[Gap]:
     """Gap (predicted next sample time, missing time) across each drop with samples on both sides."""
     gaps: list[Gap] = []
@@ -187,12 +212,15 @@ async def run_collection(
     rng: random.Random | None = None,
     link_log: LinkLog | None = None,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    events: EventSink | None = None,
     **backend_kwargs: Any,
 ) -> CollectionResult:
     """Stream from `device` until stopped; after an unsolicited drop reconnect with backoff.
 
     Each connection subscribes, negotiates and starts again, with a fresh decoder (new clock
     anchor) and its own blocks; the time lost between connections is in `link_gaps`.
+    `events` (optional) gets each link gap as it becomes known (`ble_disconnect`), the gaps a
+    decoder finds inside a connection (`device_drop`) and button presses.
 
     Raises:
         BluetoothUnavailableError: no adapter or BLE stack (never retried).
@@ -205,6 +233,7 @@ async def run_collection(
     address = device.address if isinstance(device, BLEDevice) else device
     link = link_log or LinkLog(name=address)
     result = CollectionResult()
+    deliver = _LinkGapSink(sink, events)
     attempt = 0  # failed attempts since the last connection that streamed
     while not control.stop_requested:
         link.set(LinkState.CONNECTING, f"attempt {attempt + 1}" if attempt else "")
@@ -227,18 +256,20 @@ async def run_collection(
                 on_session(session, client)
 
         failure: ProtocolError | None = None
+        deliver.new_connection = True
         try:
             session_result = await run_session(
                 device,
                 profile,
                 requested,
-                sink,
+                deliver,
                 clock=clock,
                 capture=capture,
                 backend=backend,
                 on_session=connected,
                 max_samples=max_samples,
                 connect_timeout_s=connect_timeout_s,
+                events=events,
                 **backend_kwargs,
             )
         except BluetoothUnavailableError as exc:

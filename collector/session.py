@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 Sink = Callable[[SampleBlock], Awaitable[None]]
+
+
+class EventSink(Protocol):
+    """Where a collection reports what is not samples (collector.outbox_sink.OutboxSink)."""
+
+    async def gap(self, start_ns: int, end_ns: int, cause: str) -> None:
+        """Samples of `[start_ns, end_ns)` are missing; `cause` as in the ingest contract."""
+
+    async def press(self, at_ns: int) -> None:
+        """The wearable's button was pressed (press edge) at `at_ns`."""
+
 
 _END = object()  # queue sentinel: stop consuming
 
@@ -143,8 +154,10 @@ class Session:
         clock: Clock = time.time_ns,
         capture: CaptureWriter | None = None,
         max_samples: int = DEFAULT_MAX_SAMPLES,
+        events: EventSink | None = None,
     ) -> None:
         self.client = client
+        self.events = events
         self.profile = profile
         self.requested = dict(requested)
         self.sink = sink
@@ -225,8 +238,15 @@ class Session:
     # --- run --------------------------------------------------------------------------------
     async def _process(self, item: tuple[int, bytes], result: SessionResult) -> None:
         assert self._stream is not None
+        n_gaps = len(self._stream.assembler.gaps)
         for block in self._stream.feed(item[1], item[0]):
             await self._deliver(block, result)
+        if self.events is not None:
+            # A jump of the device's clock/counter (or the sample clock) inside this connection.
+            for gap in self._stream.assembler.gaps[n_gaps:]:
+                if gap.length_ns > 0:
+                    end_ns = gap.start_ns + gap.length_ns
+                    await self.events.gap(gap.start_ns, end_ns, "device_drop")
 
     async def _deliver(self, block: SampleBlock, result: SessionResult) -> None:
         result.n_blocks += 1

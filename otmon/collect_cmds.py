@@ -191,6 +191,7 @@ async def _run(
     capture: Any = None,
     link_log: Any = None,
     on_session: Any = None,
+    events: Any = None,
 ) -> CollectionResult:
     from collector.reconnect import CollectionControl, run_collection
 
@@ -211,6 +212,7 @@ async def _run(
             backend=backends.client,
             link_log=link_log,
             on_session=on_session,
+            events=events,
             **extra,
         )
 
@@ -303,6 +305,7 @@ async def _collect(args: argparse.Namespace, backends: Backends) -> int:
         if state is LinkState.STREAMING and clients:
             reads.append(asyncio.get_running_loop().create_task(_read_battery(clients[-1], outbox)))
 
+    sink = outbox_sink(outbox, config.task_label)  # reads where the last run ended: first
     uploader = OutboxUploader(outbox, server, token, transport=backends.upload_transport)
     stop = asyncio.Event()
     upload_task = asyncio.create_task(uploader.run(stop, idle_s=UPLOAD_IDLE_S))
@@ -310,9 +313,10 @@ async def _collect(args: argparse.Namespace, backends: Backends) -> int:
         result = await _run(
             args,
             backends,
-            outbox_sink(outbox, config.task_label),
+            sink,
             link_log=LinkLog(name=device, on_change=on_link),
             on_session=lambda _session, client: clients.append(client),
+            events=sink,
         )
         deadline = time.monotonic() + config.drain_timeout_s
         while _waiting(outbox) and time.monotonic() < deadline:

@@ -21,16 +21,22 @@ TOKEN = "device-token"
 
 
 def make_app(received: list[dict[str, Any]], requests: list[int]) -> FastAPI:
-    """A tiny stand-in for the ingest route: checks the token and the block encoding."""
+    """A tiny stand-in for the ingest route: checks the token and the block encoding.
+
+    Events and status (issue 4) are acknowledged and otherwise ignored; `requests` counts the
+    blocks of each request that carried blocks.
+    """
     app = FastAPI()
 
     @app.post("/api/v1/ingest")
     async def ingest(body: dict[str, Any], authorization: str = Header("")) -> dict[str, Any]:
         if authorization != f"Bearer {TOKEN}":
             raise HTTPException(401, "unknown or revoked device token")
-        requests.append(len(body["blocks"]))
+        blocks = body.get("blocks", [])
+        if blocks:
+            requests.append(len(blocks))
         out = []
-        for b in body["blocks"]:
+        for b in blocks:
             data = np.frombuffer(base64.b64decode(b["data"]), dtype="<f4")
             if data.size != b["n_samples"] * 3:
                 raise HTTPException(422, "shape mismatch")
@@ -38,7 +44,8 @@ def make_app(received: list[dict[str, Any]], requests: list[int]) -> FastAPI:
                 raise HTTPException(409, f"seq {b['seq']} already stored with another body")
             received.append({**b, "accel_g": data.reshape(-1, 3)})
             out.append({k: b[k] for k in ("stream", "seq", "n_samples", "t0_ns")})
-        return {"blocks": out, "samples": sum(b["n_samples"] for b in body["blocks"])}
+        events = [{"id": e["id"]} for e in body.get("events", [])]
+        return {"blocks": out, "samples": sum(b["n_samples"] for b in blocks), "events": events}
 
     return app
 

@@ -99,6 +99,9 @@ class EmulatedWearable:
         self.sent: list[SentRange] = []
         self.commands: list[tuple[str, bytes]] = []
         self.exhausted = asyncio.Event()  # the whole recording has been played
+        # Recording samples [start, stop) lost inside a connection: frames wholly in it are
+        # never notified (the device's radio dropped them) while its clock runs on.
+        self.lose: tuple[int, int] | None = None
         self._now_k = 0  # device samples that have happened since power-on
         self._origin_k: int | None = None  # device sample of recording sample 0
         self._cursor = 0  # next recording sample
@@ -299,7 +302,8 @@ class EmulatedWearable:
         n = len(self.recording.samples_g)
         lo, hi = self._cursor, min(self._now_k - self._origin_k, n)
         self._cursor = hi
-        if hi > lo and self.streaming and self.connection is not None:
+        lost = self.lose is not None and self.lose[0] <= lo and hi <= self.lose[1]
+        if hi > lo and self.streaming and self.connection is not None and not lost:
             await self._send(lo, hi)
         if hi >= n:
             self.exhausted.set()
