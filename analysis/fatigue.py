@@ -28,7 +28,15 @@ from analysis.fatigue_params import (
 from analysis.fatigue_stats import block_bootstrap_mean, cusum_upper, ewma, pelt_mean, theil_sen
 from analysis.fatigue_windows import FEATURES, STEP_S, WINDOW_S, FatigueWindows
 
-__all__ = ["DEFAULT_PARAMS", "FatigueParams", "alert", "build_baseline", "session_fatigue", "trend"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "Baseline",
+    "FatigueParams",
+    "alert",
+    "build_baseline",
+    "session_fatigue",
+    "trend",
+]
 
 FloatArray = NDArray[np.float64]
 _NS = 1_000_000_000
