@@ -263,3 +263,44 @@ def test_alert_k_of_n() -> None:
     assert alert([1.0, None, 2.0], k=2, n=2)["alert"] is True
     with pytest.raises(ValueError, match="k"):
         alert([], k=6, n=5)
+
+
+def test_task_switch_within_a_session_is_split_not_fatigue() -> None:
+    # 15 min of the task, then the same movement with the forearm turned 60°: two strata.
+    a = np.concatenate([session(15, seed=31), session(15, seed=32) @ rotation(60.0, 0.0, 0.0).T])
+    res = session_fatigue(fw_of(a))
+    assert res["quality"] == "ok" and res["strata"] == 2
+    assert res["alarm"] is False and abs(res["delta"]) < 0.5
+
+
+def test_recovery_after_a_rest_break() -> None:
+    a = session(30, seed=41)
+    i = int(14 * 60 * FS)
+    a[i : i + int(90 * FS), :2] = 0.0  # a 90-s break at 14 min
+    res = session_fatigue(fw_of(a))
+    assert res["quality"] == "ok"
+    assert len(res["recovery"]) == 1
+    r = res["recovery"][0]
+    assert 13 * 60 <= r["break_start_s"] <= 14 * 60 and 15 * 60 <= r["break_end_s"] <= 16.5 * 60
+    assert r["change"] == pytest.approx(r["after"] - r["before"])
+    assert res["recovery_mean"] == pytest.approx(r["change"])
+
+
+def test_tagged_baseline_selects_the_stratum(controls: list[FatigueWindows]) -> None:
+    base = build_baseline(controls[:2], tags=["wiping", "wiping"])
+    assert base is not None and base.tagged and [s.label for s in base.strata] == ["wiping"]
+    res = session_fatigue(controls[3], baseline=base, task="wiping")
+    assert res["quality"] == "ok" and res["index_between"] is not None
+    other = session_fatigue(controls[3], baseline=base, task="cooking")
+    assert other["quality"] == "ok" and other["index_between"] is None
+    with pytest.raises(ValueError, match="tags"):
+        build_baseline(controls[:2], tags=["x"])
+    assert build_baseline([controls[0].take(slice(0, 5))]) is None
+
+
+def test_trend_accepts_datetimes() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    res = trend([(t0 + timedelta(days=3.5 * i), 1.0 - 0.1 * i) for i in range(8)])
+    assert res["slope_per_week"] == pytest.approx(-0.2)

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.fatigue_features import FEATURES, FatigueWindows, window_features
 from analysis.samples import NS_PER_S
@@ -225,3 +227,26 @@ def test_forty_minute_50_hz_session_is_fast() -> None:
     elapsed = time.perf_counter() - tic
     assert len(fw) == 79
     assert elapsed < 3.0  # measured ≈ 0.6 s on one core; generous for a shared 2-core CI
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, int(200 * 25)),
+    fs=st.sampled_from([20.0, 25.0, 31.25, 32.0, 50.0, 100.0]),
+    offset_ms=st.integers(0, 59_999),
+    nan_runs=st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 3000)), max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_window_features_never_raises_on_gappy_input(
+    n: int, fs: float, offset_ms: int, nan_runs: list[tuple[int, int]], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    a = np.array([0.0, 0.0, 1.0]) + rng.normal(0, rng.choice([0.0, 0.01, 0.5]), (n, 3))
+    for i, length in nan_runs:
+        a[i : i + length, rng.integers(0, 3)] = np.nan
+    fw = window_features(a, fs_hz=fs, t0_ns=T0_NS + offset_ms * 1_000_000)
+    assert fw.features.shape == (len(fw), len(FEATURES))
+    assert np.all(fw.start_ns % (30 * NS_PER_S) == 0)
+    assert np.all((fw.worn_s >= 0) & (fw.worn_s <= 60) & (fw.active_s <= fw.worn_s))
+    duty = fw["duty"]
+    assert np.all((duty[np.isfinite(duty)] >= 0) & (duty[np.isfinite(duty)] <= 1))
