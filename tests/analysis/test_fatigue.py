@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -299,8 +300,8 @@ def test_tagged_baseline_selects_the_stratum(controls: list[FatigueWindows]) -> 
 
 
 def test_trend_accepts_datetimes() -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
     res = trend([(t0 + timedelta(days=3.5 * i), 1.0 - 0.1 * i) for i in range(8)])
     assert res["slope_per_week"] == pytest.approx(-0.2)

@@ -231,7 +231,7 @@ def test_forty_minute_50_hz_session_is_fast() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n=st.integers(0, int(200 * 25)),
+    n=st.integers(0, 200 * 25),
     fs=st.sampled_from([20.0, 25.0, 31.25, 32.0, 50.0, 100.0]),
     offset_ms=st.integers(0, 59_999),
     nan_runs=st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 3000)), max_size=4),
