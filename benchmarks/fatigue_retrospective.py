@@ -10,11 +10,12 @@ trend — not feature extraction. Nothing is trained; every choice below was fix
 before it was run on the data.
 
 B1 shoulder_fatigue_modeling (overhead lifting, Borg CR-10 about every 5 min): per subject ×
-condition session, cycles in time order; baseline = first 10 % of cycles (at least 5);
-features = wrist and upper-arm acceleration mean, RMS, MAD, SD, P25, P75 and jerk mean, RMS, SD
-(18) for D²; the signed composite uses those with a pre-specified direction, all "lower =
-more fatigued" (methods.md §2.6 B1: acceleration RMS and jerk RMS ↓): acc RMS, MAD, SD and jerk
-mean, RMS, SD of both sensors, equal weights, so composite = mean of z·(−1). Reported:
+condition session, cycles in time order; baseline = first 10 % of cycles. Primary variant as
+docs/fatigue-preregistration.md §5.2: at least 8 reference cycles; wrist and upper-arm acc RMS,
+MAD, SD and jerk RMS, SD, all "lower = more fatigued" (methods.md §2.6 B1), equal weights, so
+composite = mean of z·(−1), and D² on the same 10 features. Secondary ("harness", this file's
+first version, also fixed before any run): ≥ 5 reference cycles, jerk mean added to the
+composite, D² on acc mean, RMS, MAD, SD, P25, P75 and jerk mean, RMS, SD (18). Reported:
 within-session Spearman ρ(index, RPE), repeated-measures correlation over sessions, AUC of the
 index for rated cycles with RPE ≥ 5 vs ≤ 2, the CUSUM alarm (k, h of the preregistration) vs the
 first RPE ≥ 5, and the Theil–Sen slope of the composite per condition against the workload
@@ -57,11 +58,22 @@ from benchmarks.fatigue.metrics import (  # noqa: E402
 
 REL_FLOOR = 0.05  # see the module docstring: floors for derived features
 BASELINE_FRACTION = 0.10  # methods.md §2.6 B1
-MIN_BASELINE = 5
 SENSORS = ("wrist", "upperarm")
-D2_STATS = ("acc_mean", "acc_rms", "acc_mad", "acc_std", "acc_perc25", "acc_perc75",
-            "jerk_mean", "jerk_rms", "jerk_std")
-COMPOSITE_STATS = ("acc_rms", "acc_mad", "acc_std", "jerk_mean", "jerk_rms", "jerk_std")
+# Two pre-specified variants, both fixed before any run on the data. "preregistered" is
+# docs/fatigue-preregistration.md §5.2 (primary): reference ≥ 8 cycles, composite and D² on
+# acc RMS, MAD, SD and jerk RMS, SD. "harness" is this file's first version (commit 10b903a,
+# secondary): reference ≥ 5 cycles, composite adds jerk mean, D² on 9 statistics per sensor.
+SHOULDER_VARIANTS = {
+    "preregistered": {"min_baseline": 8,
+                      "composite": ("acc_rms", "acc_mad", "acc_std", "jerk_rms", "jerk_std"),
+                      "d2": ("acc_rms", "acc_mad", "acc_std", "jerk_rms", "jerk_std")},
+    "harness": {"min_baseline": 5,
+                "composite": ("acc_rms", "acc_mad", "acc_std", "jerk_mean", "jerk_rms",
+                              "jerk_std"),
+                "d2": ("acc_mean", "acc_rms", "acc_mad", "acc_std", "acc_perc25", "acc_perc75",
+                       "jerk_mean", "jerk_rms", "jerk_std")},
+}
+D2_STATS = SHOULDER_VARIANTS["harness"]["d2"]  # every column either variant reads
 WORKLOAD = {"Condition 2.5-15": 4, "Condition 2.5-10": 3, "Condition 1.5-15": 2,
             "Condition 2.5-5": 1}  # expected order of fatigue build-up (kg × lifts/min)
 
@@ -77,13 +89,15 @@ def _prereg_cusum() -> tuple[float, float]:
     return float(get("cusum_k", 0.5)), float(get("cusum_h", 4.0))
 
 
-def score(x: np.ndarray, base: np.ndarray, comp_cols: list[int], signs: np.ndarray) -> tuple:
-    """(composite, D²) of rows ``x`` against baseline rows ``base``."""
+def score(x: np.ndarray, base: np.ndarray, comp_cols: list[int], signs: np.ndarray,
+          d2_cols: list[int] | None = None) -> tuple:
+    """(composite, D²) of rows ``x`` against baseline rows ``base`` (D² on ``d2_cols``, all)."""
     floor = REL_FLOOR * np.abs(np.nanmedian(base, axis=0))
     z = robust_z(x[:, comp_cols], base[:, comp_cols], floor=floor[comp_cols], sign=signs)
     comp = np.nanmean(z, axis=1)
-    cov, _ = ledoit_wolf(base)
-    return comp, mahalanobis_d2(x, base, cov)
+    d2c = list(range(x.shape[1])) if d2_cols is None else d2_cols
+    cov, _ = ledoit_wolf(base[:, d2c])
+    return comp, mahalanobis_d2(x[:, d2c], base[:, d2c], cov)
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -91,10 +105,12 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def shoulder(path: Path, k: float, h: float) -> dict:
+def shoulder(path: Path, k: float, h: float, variant: str = "preregistered") -> dict:
+    spec = SHOULDER_VARIANTS[variant]
     rows = _read_csv(path)
     cols = [f"{s}_{st}" for s in SENSORS for st in D2_STATS]
-    comp_cols = [cols.index(f"{s}_{st}") for s in SENSORS for st in COMPOSITE_STATS]
+    comp_cols = [cols.index(f"{s}_{st}") for s in SENSORS for st in spec["composite"]]
+    d2_cols = [cols.index(f"{s}_{st}") for s in SENSORS for st in spec["d2"]]
     signs = -np.ones(len(comp_cols))
     sessions: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -105,8 +121,8 @@ def shoulder(path: Path, k: float, h: float) -> dict:
         x = np.array([[float(r[c]) for c in cols] for r in rs])
         t_min = (np.array([float(r["wrist_acc_time"]) for r in rs]) - float(rs[0]["wrist_acc_time"])) / 60
         rpe = np.array([float(r["rpe"]) if r["rpe"] not in ("", "NA") else np.nan for r in rs])
-        nb = max(int(np.ceil(BASELINE_FRACTION * len(rs))), MIN_BASELINE)
-        comp, d2 = score(x, x[:nb], comp_cols, signs)
+        nb = max(int(np.ceil(BASELINE_FRACTION * len(rs))), spec["min_baseline"])
+        comp, d2 = score(x, x[:nb], comp_cols, signs, d2_cols)
         rated = np.isfinite(rpe)
         after = rated & (np.arange(len(rs)) >= nb)  # rated cycles outside the baseline
         rho = stats.spearmanr(comp[rated], rpe[rated]).statistic if np.ptp(rpe[rated]) > 0 else np.nan
@@ -131,7 +147,7 @@ def shoulder(path: Path, k: float, h: float) -> dict:
     def auc_idx(v):
         return lambda idx: auc(v[idx][hi[idx]], v[idx][lo[idx]])
 
-    out = {"n_sessions": len(per), "n_rated_scored": int(len(rpe)),
+    out = {"variant": variant, "n_sessions": len(per), "n_rated_scored": int(len(rpe)),
            "n_rpe_ge5": int(hi.sum()), "n_rpe_le2": int(lo.sum())}
     for name, v in (("composite", comp), ("d2", d2)):
         out[f"auc_{name}"] = auc(v[hi], v[lo])
@@ -247,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     k, h = _prereg_cusum()
-    out = {"shoulder": shoulder(root / "shoulder_fatigue_modeling" / "initial_features.csv", k, h),
+    sh = root / "shoulder_fatigue_modeling" / "initial_features.csv"
+    out = {"shoulder": shoulder(sh, k, h), "shoulder_harness": shoulder(sh, k, h, "harness"),
            "maman_mmh": maman(root / "maman2020" / "MMH_15p.csv", "MMH"),
            "maman_wlk": maman(root / "maman2020" / "WLK_13p.csv", "WLK")}
     out["runtime_s"] = time.perf_counter() - t0

@@ -12,19 +12,25 @@ control and under every manipulation level (`benchmarks.fatigue.runs.conditions`
 preregistered defaults (no between-session baseline: the within-session index). Seeds are fixed
 (``--seed``), so a rerun gives the same numbers.
 
-Scoring conventions: a session failing a quality gate has no ΔFI and counts as "not detected"
-(ΔFI = −∞ in the AUC, for fatigued and control sessions alike); a CUSUM alarm in a control
-session is a false alarm (the index raises at most one per session); onset error is
-|onset − t0| for fatigued sessions that alarmed; detection delay is alarm time − t0.
+Scoring conventions (docs/fatigue-preregistration.md §5.1): in the primary AUC a session failing
+a quality gate counts against the index — a gated fatigued session ranks below every control, a
+gated control above every fatigued session; the complete-case AUC drops them. A CUSUM alarm in a
+control session with quality ok is a false alarm (the index raises at most one per session). Onset
+error is |onset_s − t0| on the index's active-time axis (t0 converted with the same half-sum of
+window active seconds) for fatigued sessions that alarmed after t0; detection delay is the alarm
+time (end of the alarming window) − t0 in wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -60,11 +66,17 @@ def evaluate(sess: hmp.Session, case: runs.Case, base: int) -> dict:
     row.update(runs.timing(out["series"], res.onset_s, DEFAULT_PARAMS.cusum_k,
                            DEFAULT_PARAMS.cusum_h))
     fi = [v for v in out["series"]["fi_within"] if v is not None]
-    # Windows after the within-session reference (first 5 active min) for calibration.
+    # Active seconds before each window's start, as the index counts them (half-sum of the
+    # overlapping windows' active seconds); t0 goes onto the same axis (preregistration §5.1).
     act = np.concatenate([[0.0], np.cumsum(fw.active_s)[:-1] / 2.0]) if len(fw) else np.zeros(0)
+    wall = (fw.start_ns - runs.T0_NS) / 1e9
+    row["t0_active_s"] = (float(np.interp(res.onset_s, wall, act))
+                          if res.onset_s is not None and len(fw) else None)
+    row["pelt_onset_active_s"] = out["pelt_onset_s"]
+    # Windows after the within-session reference (first 5 active min), for calibration.
     after = [v for v, a in zip(out["series"]["fi_within"], act)
              if v is not None and a >= DEFAULT_PARAMS.ref_active_s]
-    row["fi_after_ref"] = after if case.kind in ("clean", "clean_6bit") else []
+    row["fi_after_ref"] = after if res.onset_s is None else []
     # The replayed CUSUM must find the index's own onset (active seconds of the same window).
     row["onset_replay_ok"] = out["onset_s"] is None if row["onset_wall_s"] is None else bool(
         np.isclose(act[np.searchsorted(fw.start_ns, runs.T0_NS + round(row["onset_wall_s"] * 1e9))],
@@ -85,92 +97,141 @@ def _job(args: tuple[int, str, float | None, float | None, int]) -> dict:
     return evaluate(sess, case, base)
 
 
-def _score(rows: list[dict]) -> np.ndarray:
-    return np.array([-np.inf if r["delta"] is None else r["delta"] for r in rows])
+CONTROLS = ("clean", "task_switch", "strap_rotation", "calibration_drift", "resample")
 
 
-def _auc_ci(fat: list[dict], ctl: list[dict], seed: int) -> tuple[float, tuple[float, float]]:
-    """AUC of ΔFI fatigued vs controls, with a bootstrap CI over base recordings."""
-    rows = fat + ctl
+def _scores(rows: list[dict], gated: float) -> np.ndarray:
+    """ΔFI per row; a gated session (no ΔFI) gets ``gated`` (±inf, see the module docstring)."""
+    return np.array([gated if r["delta"] is None else r["delta"] for r in rows])
+
+
+def _auc_ci(fat: list[dict], ctl: list[dict], seed: int, *, complete: bool = False
+            ) -> tuple[float, tuple[float, float]]:
+    """AUC of ΔFI fatigued vs controls, bootstrap CI over base recordings.
+
+    Primary (preregistration §5.1): a gated fatigued session ranks below every control and a
+    gated control above every fatigued session. ``complete``: gated sessions dropped.
+    """
+    if complete:
+        fat = [r for r in fat if r["delta"] is not None]
+        ctl = [r for r in ctl if r["delta"] is not None]
+    s = np.concatenate([_scores(fat, -np.inf), _scores(ctl, np.inf)])
     y = np.array([1] * len(fat) + [0] * len(ctl))
-    s = _score(rows)
-    base = [r["base"] for r in rows]
+    base = [r["base"] for r in fat + ctl]
     a = auc(s[y == 1], s[y == 0])
     ci = cluster_bootstrap(lambda i: auc(s[i][y[i] == 1], s[i][y[i] == 0]), base, seed=seed)
     return a, ci
 
 
-def summarise(rows: list[dict], seed: int) -> dict:
-    controls = [r for r in rows if r["t0_s"] is None and r["kind"] != "clean_6bit"]
-    clean = [r for r in rows if r["kind"] == "clean"]
-    hours = sum(r["duration_s"] for r in controls) / 3600
-    fa = sum(r["alarm"] for r in controls)
-    fat_rows = [r for r in rows if r["t0_s"] is not None]
-    pre_h = sum(r["t0_s"] for r in fat_rows) / 3600
-    pre_fa = sum(r["alarm_before_t0"] for r in fat_rows)
-    fi = np.concatenate([r["fi_after_ref"] for r in clean]) if clean else np.zeros(0)
-    thr95 = float(np.percentile(_score(clean)[np.isfinite(_score(clean))], 95))
-    out: dict = {
-        "n_base_sessions": len({r["base"] for r in rows}),
-        "control_hours": hours, "control_false_alarms": int(fa),
-        "false_alarms_per_10h": 10 * fa / hours if hours else float("nan"),
-        "false_alarms_per_10h_incl_pre_onset": 10 * (fa + pre_fa) / (hours + pre_h),
-        "controls": {}, "conditions": [],
-        "ot_fi_clean_after_ref": {"mean": float(np.mean(fi)), "sd": float(np.std(fi)),
-                                  "n_windows": int(fi.size)},
-        "delta_threshold_95pct_specificity": thr95,
+def _fi_stats(rows: list[dict]) -> dict:
+    fi = np.concatenate([r["fi_after_ref"] for r in rows]) if rows else np.zeros(0)
+    if not fi.size:
+        return {"mean": None, "sd": None, "n_windows": 0}
+    return {"mean": float(np.mean(fi)), "sd": float(np.std(fi)), "n_windows": int(fi.size)}
+
+
+def _condition(fat: list[dict], ctl: list[dict], clean: list[dict], thr95: float,
+               seed: int) -> dict:
+    """Every reported figure for one manipulation level (or the realistic combination)."""
+    hit = [r for r in fat if r["alarm"] and not r["alarm_before_t0"]]
+    err = np.array([abs(r["onset_active_s"] - r["t0_active_s"]) / 60 for r in hit])
+    pelt = [abs(r["pelt_onset_active_s"] - r["t0_active_s"]) / 60 for r in fat
+            if r["pelt_onset_active_s"] is not None and r["t0_active_s"] is not None]
+    contrib: dict[str, list[float]] = {}
+    for r in fat:
+        for f, v in r["contributions"].items():
+            contrib.setdefault(f, []).append(v)
+    top = sorted(((f, float(np.mean(v))) for f, v in contrib.items()), key=lambda kv: -kv[1])
+    a, ci = _auc_ci(fat, ctl, seed)
+    return {
+        "n": len(fat), "gated": sum(r["quality"] != "ok" for r in fat),
+        "auc_vs_all_controls": a, "auc_ci95": ci,
+        "auc_vs_all_controls_complete_case": _auc_ci(fat, ctl, seed, complete=True)[0],
+        "auc_vs_clean": _auc_ci(fat, clean, seed)[0],
+        "delta_median_iqr": median_iqr([r["delta"] for r in fat if r["delta"] is not None]),
+        "sens_at_95spec": float(np.mean(_scores(fat, -np.inf) > thr95)),
+        "detection_rate": len(hit) / len(fat) if fat else float("nan"),
+        "alarm_before_t0": sum(r["alarm_before_t0"] for r in fat),
+        "onset_error_active_min_median_iqr": median_iqr(err),
+        "onset_error_active_min_ci95": cluster_bootstrap(
+            lambda i, e=err: float(np.median(e[i])), [r["base"] for r in hit], seed=seed)
+        if len(hit) else (float("nan"),) * 2,
+        "onset_error_wall_min_median_iqr": median_iqr(
+            [abs(r["onset_wall_s"] - r["t0_s"]) / 60 for r in hit]),
+        "delay_wall_min_median_iqr": median_iqr([(r["alarm_wall_s"] - r["t0_s"]) / 60
+                                                 for r in hit]),
+        "pelt_onset_error_active_min_median_iqr": median_iqr(pelt),
+        "pelt_found": len(pelt),
+        "top_contributions": top[:3],
     }
-    for kind in ("clean", "task_switch", "strap_rotation", "calibration_drift", "resample",
-                 "clean_6bit"):
+
+
+def summarise(rows: list[dict], seed: int) -> dict:
+    ctl = [r for r in rows if r["kind"] in CONTROLS]
+    clean = [r for r in rows if r["kind"] == "clean"]
+    ok = [r for r in ctl if r["quality"] == "ok"]
+    hours_ok = sum(r["duration_s"] for r in ok) / 3600
+    fa = sum(r["alarm"] for r in ok)
+    fat_rows = [r for r in rows if r["t0_s"] is not None]
+    pre_h = sum(r["t0_s"] for r in fat_rows if r["quality"] == "ok") / 3600
+    pre_fa = sum(r["alarm_before_t0"] for r in fat_rows)
+    # An observed value (no interpolation: gated controls are +inf).
+    thr95 = float(np.quantile(_scores(ctl, np.inf), 0.95, method="higher")) if ctl else float("nan")
+    out: dict = {
+        "n_base_sessions": len({r["base"] for r in rows}), "n_runs": len(rows),
+        "control_hours_quality_ok": hours_ok,
+        "control_hours_gated": sum(r["duration_s"] for r in ctl if r["quality"] != "ok") / 3600,
+        "control_false_alarms": int(fa),
+        "false_alarms_per_10h": 10 * fa / hours_ok if hours_ok else float("nan"),
+        "false_alarms_per_10h_incl_pre_onset": 10 * (fa + pre_fa) / (hours_ok + pre_h)
+        if hours_ok + pre_h else float("nan"),
+        "ot_fi_after_ref": {"clean": _fi_stats(clean), "all_controls": _fi_stats(ctl)},
+        "delta_threshold_95pct_specificity": thr95, "controls": {}, "conditions": [],
+    }
+    for kind in (*CONTROLS, "clean_6bit"):
         rs = [r for r in rows if r["kind"] == kind]
-        if not rs:
-            continue
-        d = [r["delta"] for r in rs if r["delta"] is not None]
-        out["controls"][kind] = {
-            "n": len(rs), "gated": sum(r["quality"] != "ok" for r in rs),
-            "alarms": sum(r["alarm"] for r in rs), "hours": sum(r["duration_s"] for r in rs) / 3600,
-            "delta_median_iqr": median_iqr(d), "auc_vs_clean": _auc_ci(rs, clean, seed)[0]
-            if kind != "clean" else None}
+        if rs:
+            out["controls"][kind] = {
+                "n": len(rs), "gates": dict(Counter(r["quality"] for r in rs)),
+                "alarms_quality_ok": sum(r["alarm"] for r in rs if r["quality"] == "ok"),
+                "hours": sum(r["duration_s"] for r in rs) / 3600,
+                "delta_median_iqr": median_iqr([r["delta"] for r in rs if r["delta"] is not None]),
+                "fi_after_ref": _fi_stats(rs)}
+    real = [r for r in fat_rows if r["kind"] == "realistic"]
+    if real:
+        out["primary_realistic"] = _condition(real, ctl, clean, thr95, seed)
     keys = sorted({(r["kind"], r["level"], r["tau_s"] if r["kind"].startswith("realistic")
                     else None) for r in fat_rows}, key=lambda k: (k[0], k[1] or 0, k[2] or 0))
     for kind, level, tau in keys:
         fat = [r for r in fat_rows if r["kind"] == kind and r["level"] == level
                and (tau is None or r["tau_s"] == tau)]
-        ref = [r for r in rows if r["kind"] == "clean_6bit"] if kind.endswith("_6bit") else clean
-        a, ci = _auc_ci(fat, ref, seed)
-        a_all, _ = _auc_ci(fat, ref + [r for r in controls if r["kind"] != "clean"], seed)
-        hit = [r for r in fat if r["alarm"] and not r["alarm_before_t0"]]
-        err = np.array([abs(r["onset_wall_s"] - r["t0_s"]) / 60 for r in hit])
-        delay = [(r["alarm_wall_s"] - r["t0_s"]) / 60 for r in hit]
-        contrib: dict[str, list[float]] = {}
-        for r in fat:
-            for f, v in r["contributions"].items():
-                contrib.setdefault(f, []).append(v)
-        top = sorted(((f, float(np.mean(v))) for f, v in contrib.items()), key=lambda kv: -kv[1])
-        out["conditions"].append({
-            "kind": kind, "level": level, "tau_s": tau, "n": len(fat),
-            "gated": sum(r["quality"] != "ok" for r in fat),
-            "auc_vs_clean": a, "auc_ci95": ci, "auc_vs_all_controls": a_all,
-            "delta_median": median_iqr([r["delta"] for r in fat if r["delta"] is not None])[0],
-            "sens_at_95spec": float(np.mean(_score(fat) > thr95)),
-            "alarm_rate": float(np.mean([r["alarm"] and not r["alarm_before_t0"] for r in fat])),
-            "onset_error_min_median_iqr": median_iqr(err),
-            "onset_error_ci95": cluster_bootstrap(
-                lambda i, e=err: float(np.median(e[i])), [r["base"] for r in hit], seed=seed)
-            if len(hit) else (float("nan"),) * 2,
-            "delay_min_median_iqr": median_iqr(delay),
-            "top_contributions": top[:3]})
+        ref = [r for r in rows if r["kind"] == "clean_6bit"] if kind.endswith("_6bit") else ctl
+        row = {"kind": kind, "level": level, "tau_s": tau}
+        row.update(_condition(fat, ref, clean, thr95, seed))
+        out["conditions"].append(row)
     dose = {}
     for m in runs.MANIPULATIONS:
         pairs = [(0.0, r["delta"]) for r in clean] + [(r["level"], r["delta"]) for r in fat_rows
                                                      if r["kind"] == m]
-        lv = np.array([p[0] for p in pairs])
-        sc = np.array([-np.inf if p[1] is None else p[1] for p in pairs])
-        ok = np.isfinite(sc)
-        if len(np.unique(lv[ok])) > 1 and len(np.unique(sc[ok])) > 1:
-            dose[m] = float(stats.spearmanr(lv[ok], sc[ok]).statistic)
-    out["dose_response_spearman"] = dose
+        lv = np.array([p[0] for p in pairs if p[1] is not None])
+        sc = np.array([p[1] for p in pairs if p[1] is not None])
+        if len(np.unique(lv)) > 1 and len(np.unique(sc)) > 1:
+            dose[m] = float(stats.spearmanr(lv, sc).statistic)
+    out["dose_response_spearman_complete_case"] = dose
     return out
+
+
+def _commit() -> str:
+    """The repository's HEAD (and whether analysis/ differs from it), for the record."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "analysis"], cwd=root, text=True,
+                               capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (analysis/ modified)" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["onset_replay_mismatches"] = sum(not r["onset_replay_ok"] for r in rows)
     summary["runtime_s"] = time.perf_counter() - t_start
     summary["workers"] = args.workers
+    summary["params"] = dataclasses.asdict(DEFAULT_PARAMS)
+    summary["commit"] = _commit()
     summary["cpu_count"] = os.cpu_count()
     print(json.dumps(summary, indent=1, default=float))
     if args.json:

@@ -4,8 +4,9 @@
 * strap rotation: from ``t_s`` on, the sensor is rotated by 20–40° about a random axis;
 * calibration drift: per-axis scale error ramping to ±1–2 % and offset ramping to ±10–20 mg
   over the session (a linear drift from a correct calibration at the start);
-* resampling: the whole session resampled 32 → 30 Hz (`resample_poly` 15/16, a 30-Hz device)
-  and analysed at 30 Hz. methods.md suggests 100 → 30 Hz, but HMP is recorded at 32 Hz.
+* resampling: the whole session resampled 32 → 25 Hz (`resample_poly` 25/32, a 25-Hz device)
+  and analysed at 25 Hz — the substitute pre-specified in docs/fatigue-preregistration.md §5.1
+  for methods.md's 100 → 30 Hz (HMP is recorded at 32 Hz). Tremor is undefined below 30 Hz.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def calibration_drift(accel_g, fs_hz, *, scale, offset_g) -> Injected:
                     {"scale": scale.tolist(), "offset_g": offset_g.tolist()})
 
 
-def resample(accel_g, fs_hz, *, up=15, down=16) -> Injected:
-    """Whole session resampled by up/down (default 32 → 30 Hz), per axis, polyphase FIR."""
+def resample(accel_g, fs_hz, *, up=25, down=32) -> Injected:
+    """Whole session resampled by up/down (default 32 → 25 Hz), per axis, polyphase FIR."""
     if up <= 0 or down <= 0:
         raise ValueError(f"up and down must be positive, got {up}/{down}")
     out = resample_poly(accel_g, up, down, axis=0)

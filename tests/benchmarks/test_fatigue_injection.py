@@ -201,12 +201,14 @@ def test_calibration_drift_ramps_scale_and_offset_only():
         controls.calibration_drift(a, FS, scale=[0.01], offset_g=[0, 0, 0])
 
 
-def test_resample_to_30_hz_keeps_tempo_and_amplitude():
+def test_resample_to_25_hz_keeps_tempo_and_amplitude():
     a = sine_signal(600)
     r = controls.resample(a, FS)
-    assert r.fs_hz == 30.0 and len(r.accel_g) == len(a) * 15 // 16
-    assert dominant_hz(r.accel_g[300:-300, 0], 30.0) == pytest.approx(1.5, abs=0.01)
+    assert r.fs_hz == 25.0 and len(r.accel_g) == len(a) * 25 // 32
+    assert dominant_hz(r.accel_g[300:-300, 0], 25.0) == pytest.approx(1.5, abs=0.01)
     assert np.std(r.accel_g[300:-300, 0]) == pytest.approx(np.std(a[300:-300, 0]), rel=0.01)
+    r30 = controls.resample(a, FS, up=15, down=16)
+    assert r30.fs_hz == 30.0 and len(r30.accel_g) == len(a) * 15 // 16
 
 
 def test_task_switch_splices_the_other_task_after_a_rest():

@@ -61,7 +61,8 @@ def test_retrospective_finds_the_planted_decline_and_ordering(data: Path, tmp_pa
     assert retro.main(["--data", str(data), "--json", str(out_path)]) == 0
     out = json.loads(out_path.read_text())
     sh = out["shoulder"]
-    assert sh["n_sessions"] == 6
+    assert sh["n_sessions"] == 6 and sh["variant"] == "preregistered"
+    assert out["shoulder_harness"]["auc_composite"] > 0.95
     assert sh["auc_composite"] > 0.95
     assert sh["rho_composite_median_iqr"][0] > 0.8
     assert sh["rmcorr_composite"]["r"] > 0.8

@@ -56,27 +56,38 @@ def test_timing_replays_the_index_cusum_and_onset():
     assert abs(row["onset_wall_s"] - 600.0) <= 180.0
 
 
-def test_summary_counts_false_alarms_per_control_hour():
+def test_summary_follows_the_preregistered_conventions():
     rows = []
     for b in range(4):
         base = {"base": b, "task": "walk", "volunteers": ["f9"], "level": None, "tau_s": None,
                 "ci95": None, "onset_active_s": None, "contributions": {}, "features_used": [],
                 "n_scored": 50, "alarm_wall_s": None, "onset_wall_s": None,
-                "alarm_before_t0": False, "n_fi": 50, "onset_replay_ok": True}
+                "alarm_before_t0": False, "n_fi": 50, "onset_replay_ok": True,
+                "t0_active_s": None, "pelt_onset_active_s": None}
         rows.append({**base, "kind": "clean", "t0_s": None, "duration_s": 1800.0,
                      "quality": "ok", "delta": 0.1 * b, "alarm": b == 0,
                      "fi_after_ref": [0.0, 1.0, -1.0]})
+        # One gated control: counts above every fatigued session, and not in the hours.
+        rows.append({**base, "kind": "strap_rotation", "t0_s": None, "duration_s": 1800.0,
+                     "quality": "active_lt_5min" if b == 3 else "ok",
+                     "delta": None if b == 3 else -0.1, "alarm": False, "fi_after_ref": []})
         rows.append({**base, "kind": "realistic", "tau_s": 600.0, "t0_s": 900.0,
                      "duration_s": 1900.0, "quality": "ok" if b else "active_lt_5min",
                      "delta": None if b == 0 else 1.0 + b, "alarm": b > 0,
-                     "alarm_wall_s": 1200.0, "onset_wall_s": 960.0, "fi_after_ref": []})
+                     "alarm_wall_s": 1200.0, "onset_wall_s": 960.0, "onset_active_s": 600.0,
+                     "t0_active_s": 540.0, "pelt_onset_active_s": 660.0, "fi_after_ref": []})
     s = fv.summarise(rows, seed=0)
-    assert s["control_hours"] == pytest.approx(2.0)
-    assert s["false_alarms_per_10h"] == pytest.approx(5.0)  # 1 alarm in 2 h
-    c = s["conditions"][0]
+    assert s["control_hours_quality_ok"] == pytest.approx(3.5)
+    assert s["control_hours_gated"] == pytest.approx(0.5)
+    assert s["false_alarms_per_10h"] == pytest.approx(10 / 3.5)  # 1 alarm in 3.5 h
+    c = s["primary_realistic"]
     assert c["n"] == 4 and c["gated"] == 1
-    # Gated fatigued session scores −∞: 3 of 4 above all clean deltas, 1 below all.
-    assert c["auc_vs_clean"] == pytest.approx(0.75)
-    assert c["onset_error_min_median_iqr"][0] == pytest.approx(1.0)
-    assert c["delay_min_median_iqr"][0] == pytest.approx(5.0)
-    assert s["ot_fi_clean_after_ref"]["mean"] == pytest.approx(0.0)
+    # 8 controls (one gated = +inf); fatigued: −inf, 2, 3, 4 → 3 × 7 pairs won of 32.
+    assert c["auc_vs_all_controls"] == pytest.approx(21 / 32)
+    assert c["auc_vs_all_controls_complete_case"] == pytest.approx(1.0)
+    assert c["detection_rate"] == pytest.approx(0.75)
+    assert c["onset_error_active_min_median_iqr"][0] == pytest.approx(1.0)
+    assert c["onset_error_wall_min_median_iqr"][0] == pytest.approx(1.0)
+    assert c["delay_wall_min_median_iqr"][0] == pytest.approx(5.0)
+    assert s["ot_fi_after_ref"]["clean"]["mean"] == pytest.approx(0.0)
+    assert s["controls"]["strap_rotation"]["gates"] == {"ok": 3, "active_lt_5min": 1}
