@@ -116,6 +116,7 @@ def shoulder(path: Path, k: float, h: float, variant: str = "preregistered") -> 
     for r in rows:
         sessions.setdefault((r["subject"], r["experimental_condition"]), []).append(r)
     per, pooled = [], {"sess": [], "comp": [], "d2": [], "rpe": []}
+    raw_rho: dict[str, list[float]] = {}
     for (subj, cond), rs in sorted(sessions.items()):
         rs.sort(key=lambda r: float(r["wrist_acc_time"]))
         x = np.array([[float(r[c]) for c in cols] for r in rs])
@@ -127,6 +128,10 @@ def shoulder(path: Path, k: float, h: float, variant: str = "preregistered") -> 
         after = rated & (np.arange(len(rs)) >= nb)  # rated cycles outside the baseline
         rho = stats.spearmanr(comp[rated], rpe[rated]).statistic if np.ptp(rpe[rated]) > 0 else np.nan
         rho_d2 = stats.spearmanr(d2[rated], rpe[rated]).statistic if np.ptp(rpe[rated]) > 0 else np.nan
+        if np.ptp(rpe[rated]) > 0:  # descriptive: each raw feature's own ρ with RPE
+            for j in sorted(set(comp_cols) | set(d2_cols)):
+                raw_rho.setdefault(cols[j], []).append(
+                    float(stats.spearmanr(x[rated, j], rpe[rated]).statistic))
         _, alarm, onset = cusum_upper(comp[nb:], k=k, h=h)
         cross = np.flatnonzero(rated & (rpe >= 5))
         slope = theil_sen(t_min[nb:], comp[nb:])["slope"]
@@ -180,6 +185,7 @@ def shoulder(path: Path, k: float, h: float, variant: str = "preregistered") -> 
                          "slope_per_10min_median": median_iqr([p["slope_per_10min"] for p in ps])[0],
                          "max_rpe_median": median_iqr([p["max_rpe"] for p in ps])[0]}
     out["by_condition"] = by_cond
+    out["raw_feature_rho_median"] = {c: float(np.median(v)) for c, v in raw_rho.items()}
     wl = [WORKLOAD[p["condition"]] for p in per]
     out["spearman_slope_vs_workload"] = float(stats.spearmanr(
         wl, [p["slope_per_10min"] for p in per]).statistic)
