@@ -1,0 +1,201 @@
+"""The chaos run: wearable timeline, `otmon collect` processes killed at random, a faulty link.
+
+`run_chaos` drives the processes and returns what happened; `test_chaos.py` checks it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from collector.outbox import Outbox
+from fixtures.make_long_capture import LongRecording
+from tests.reliability.fault_proxy import FaultProxy
+from tests.reliability.service import REPO, Service
+
+NS = 1_000_000_000
+
+# A trigger copies every block and event the outbox commits into journal tables, inside the
+# same transaction: an exact record of what the collector committed, though the uploader
+# deletes what the service confirmed.
+JOURNAL = """
+CREATE TABLE journal_blocks (stream TEXT, seq INTEGER, t0_ns INTEGER, fs_hz REAL,
+                             n_samples INTEGER, data BLOB, stored_ns INTEGER);
+CREATE TRIGGER journal_blocks AFTER INSERT ON blocks BEGIN
+  INSERT INTO journal_blocks VALUES (NEW.stream, NEW.seq, NEW.t0_ns, NEW.fs_hz, NEW.n_samples,
+                                     NEW.data, NEW.stored_ns);
+END;
+CREATE TABLE journal_events (id TEXT, kind TEXT, body TEXT, created_ns INTEGER);
+CREATE TRIGGER journal_events AFTER INSERT ON events BEGIN
+  INSERT INTO journal_events VALUES (NEW.id, NEW.kind, NEW.body, NEW.created_ns);
+END;
+"""
+
+
+@dataclass
+class ChaosRun:
+    """What the run did, in wall-clock and virtual (timeline) time."""
+
+    origin_ns: int  # virtual time at the anchor
+    anchor_wall_ns: int
+    speed: float
+    kills_wall_ns: list[int] = field(default_factory=list)
+    joins_ns: list[int] = field(default_factory=list)  # virtual
+    outage_wall_ns: tuple[int, int] = (0, 0)
+    drain_s: float | None = None  # server back up -> everything committed before is stored
+    wall_s: float = 0.0
+    faults: dict[str, int] = field(default_factory=dict)
+    exit_codes: list[int] = field(default_factory=list)
+
+    def virtual(self, wall_ns: int) -> int:
+        """Timeline time at wall-clock `wall_ns`."""
+        return self.origin_ns + int((wall_ns - self.anchor_wall_ns) * self.speed)
+
+
+def install_journal(outbox: Path) -> None:
+    """Create the outbox file (as the collector would) and the journal triggers."""
+    Outbox(outbox).close()
+    with sqlite3.connect(outbox) as db:
+        db.executescript(JOURNAL)
+
+
+def journal(outbox: Path) -> list[tuple[str, int, int, float, int, bytes, int]]:
+    """Every block the collector committed: (stream, seq, t0_ns, fs_hz, n, data, stored_ns)."""
+    with sqlite3.connect(outbox) as db:
+        return db.execute("SELECT * FROM journal_blocks ORDER BY stream, seq").fetchall()
+
+
+def _server_seqs(database: Path) -> set[int]:
+    with sqlite3.connect(database) as db:
+        return {int(r[0]) for r in db.execute("SELECT seq FROM sample_blocks")}
+
+
+class _Collector:
+    def __init__(self, argv: list[str], directory: Path) -> None:
+        self.argv, self.directory, self.n = argv, directory, 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        log = (self.directory / f"collect-{self.n}.log").open("wb")
+        self.n += 1
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.chaos_collector", *self.argv],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+
+    def signal(self, sig: int) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+
+def run_chaos(
+    rec: LongRecording,
+    directory: Path,
+    service: Service,
+    token: str,
+    *,
+    speed: float,
+    n_kills: int,
+    outage_s: tuple[float, float],
+    seed: int,
+) -> ChaosRun:
+    """Stream `rec` at `speed`, kill the collector `n_kills` times, take the service down for
+    `outage_s` (start, length in wall s after the anchor), then let everything drain."""
+    rng = random.Random(seed)
+    timeline_path = directory / "timeline.npz"
+    rec.timeline.save(timeline_path)
+    outbox, joins = directory / "outbox.sqlite3", directory / "joins.log"
+    install_journal(outbox)
+    t_ns = rec.timeline.t_ns
+    origin = int(t_ns[0]) - 2 * NS
+    length_s = (int(t_ns[-1]) - origin) / NS / speed
+    began = time.monotonic()
+    run = ChaosRun(origin, time.time_ns() + NS // 2, speed)
+    proxy = FaultProxy(service.port, p_5xx=0.10, p_cut=0.05, seed=seed)
+    argv = [str(timeline_path), str(origin), str(run.anchor_wall_ns), str(speed),
+            proxy.url, token, str(outbox), str(joins)]  # fmt: skip
+    collector = _Collector(argv, directory)
+    # Kill times: random, at least 1.2 s apart (a restart takes ~1 s), inside the stream.
+    kills: list[float] = []
+    while len(kills) < n_kills:
+        kills = sorted(rng.uniform(1.5, length_s - 1.0) for _ in range(n_kills))
+        kills = [k for i, k in enumerate(kills) if i == 0 or k - kills[i - 1] >= 1.2]
+    plan = [(k, "kill") for k in kills]
+    plan += [(outage_s[0], "server_down"), (outage_s[0] + outage_s[1], "server_up")]
+    with proxy:
+        collector.start()
+        for at_s, action in sorted(plan):
+            time.sleep(max(0.0, run.anchor_wall_ns / NS + at_s - time.time()))
+            if action == "kill":
+                run.exit_codes.append(collector.signal(signal.SIGKILL))
+                run.kills_wall_ns.append(time.time_ns())
+                collector.start()  # systemd Restart=always, RestartSec=0
+            elif action == "server_down":
+                service.kill()
+                run.outage_wall_ns = (time.time_ns(), 0)
+            else:
+                service.start()
+                run.outage_wall_ns = (run.outage_wall_ns[0], time.time_ns())
+                threading.Thread(
+                    target=_measure_drain, args=(run, outbox, service), daemon=True
+                ).start()
+        time.sleep(max(0.0, run.anchor_wall_ns / NS + length_s + 0.5 - time.time()))
+        _wait_drained(outbox, service, timeout_s=60)
+        run.exit_codes.append(collector.signal(signal.SIGTERM))
+        run.faults = dict(proxy.counts)
+    run.joins_ns = [int(x) for x in joins.read_text().split()]
+    run.wall_s = time.monotonic() - began
+    return run
+
+
+def _measure_drain(run: ChaosRun, outbox: Path, service: Service) -> None:
+    """Seconds from the service's return until it holds every block committed before it."""
+    back_ns = run.outage_wall_ns[1]
+    wanted = {r[1] for r in journal(outbox) if r[6] <= back_ns}
+    database = Path(service.database_url.removeprefix("sqlite:///"))
+    while time.time_ns() - back_ns < 60 * NS:
+        if wanted <= _server_seqs(database):
+            run.drain_s = (time.time_ns() - back_ns) / NS
+            return
+        time.sleep(0.05)
+
+
+def _wait_drained(outbox: Path, service: Service, *, timeout_s: float) -> None:
+    database = Path(service.database_url.removeprefix("sqlite:///"))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        wanted = {r[1] for r in journal(outbox)}
+        with Outbox(outbox) as box:
+            backlog = box.backlog().n_blocks
+        if backlog == 0 and wanted <= _server_seqs(database):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the outbox did not drain")
+
+
+def deaf_spans(run: ChaosRun, rec: LongRecording) -> list[tuple[int, int]]:
+    """Virtual spans in which no collector was listening: before the first join, from each
+    kill and each out-of-range start to the next join."""
+    joins = np.array(sorted(run.joins_ns), dtype=np.int64)
+    starts = [run.origin_ns] + [run.virtual(k) for k in run.kills_wall_ns]
+    starts += [int(s) for s, _ in rec.timeline.absent_ns]
+    out = []
+    for s in sorted(starts):
+        i = int(np.searchsorted(joins, s, side="right"))
+        out.append((s, int(joins[i]) if i < len(joins) else int(rec.timeline.t_ns[-1]) + 1))
+    return out
