@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import make_engine, session_factory
 from api.errors import ApiError, Unauthenticated
-from api.routers import auth, dashboard, devices, health, ingest, patients, sessions
+from api.routers import alerts, auth, dashboard, devices, fatigue, health, ingest, patients, sessions
 from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(IntegrityError, _integrity_error)
 
     v1 = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, patients, devices, ingest, sessions):
+    for module in (health, auth, patients, devices, ingest, sessions, fatigue, alerts):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(dashboard.router)

@@ -18,6 +18,7 @@ from analysis.samples import NS_PER_S, Recording, SampleBlock
 from analysis.seconds import SecondEnmo, enmo_by_second
 from analysis.streaming import stream_block
 from analysis.sessions import detect_sessions, summarise_sessions, whole_recording_session
+from otmon.fatigue_report import add_fatigue
 
 #: GGIR's g.calibrate starts from the first 72 h of a file (extending only on failure);
 #: calibrating on at most 72 h also bounds the memory of the uniform grid it needs.
@@ -98,6 +99,7 @@ def build_report(
     grid = second_grid(seconds, class_epochs=epochs, cutpoints=cp)
     spans = [whole_recording_session(grid, activity)] if whole_file else detect_sessions(grid)
     sessions = summarise_sessions(grid, spans, personal_peak_mg=grid_personal_peak_mg(grid))
+    add_fatigue(blocks, grid, spans, sessions)  # issue 6: sessions[i]["fatigue"]
     recording = {"file": str(path), **info, **recording_summary(blocks)}
     return {"recording": recording, "calibration": calibration, "days": days, "sessions": sessions}, epochs
 

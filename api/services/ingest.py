@@ -17,7 +17,7 @@ from analysis.samples import NS_PER_S
 from api.errors import Conflict, Invalid, TooLarge
 from api.models import Device, SampleBlockRow
 from api.schemas import INT64_MAX, BlockAck, BlockIn, IngestRequest, IngestResponse
-from api.services import epochs, events, grid, seconds, sessions
+from api.services import epochs, events, fatigue, grid, seconds, sessions
 
 # Wire format of `data`: little-endian float32, row-major (n_samples, 3), in g (architecture.md).
 WIRE_DTYPE = np.dtype("<f4")
@@ -228,6 +228,7 @@ def store(
         spans = [(b.t0_ns, b.end_ns, b.fs_hz, b.n_samples) for b in new if b.stream == stream]
         epochs.refresh(db, device_id=device.id, stream=stream, spans=spans)
         seconds.refresh(db, device_id=device.id, stream=stream, spans=spans)
+        fatigue.refresh(db, device_id=device.id, stream=stream, spans=spans)  # issue 6
     if new:
         for start_ns, end_ns in _contiguous(sorted((b.t0_ns, b.end_ns) for b in new)):
             grid.mark_dirty(db, patient_id=device.patient_id, start_ns=start_ns, end_ns=end_ns)

@@ -26,7 +26,7 @@ from analysis.sessions import SessionSpan, detect_sessions, summarise_sessions
 from api.errors import Conflict, Invalid
 from api.models import LabelledSessionRow, Patient, SessionCacheState, SessionRow, User
 from api.schemas import INT64_MAX
-from api.services import grid
+from api.services import fatigue, grid
 
 
 def time_ns(value: datetime, name: str) -> int:
@@ -86,6 +86,8 @@ def compute(db: Session, *, patient: Patient) -> list[tuple[SessionSpan, bool, d
         return []
     spans = sorted([(s, False) for s in detected] + [(s, True) for s in labels], key=lambda p: p[0].start_ns)
     summaries = summarise_sessions(stored, [s for s, _ in spans], personal_peak_mg=peak)
+    # Fatigue from the stored windows (issue 6, api.services.fatigue), as `otmon analyze`.
+    fatigue.add_to_sessions(db, patient_id=patient.id, grid=stored, sessions=list(zip([s for s, _ in spans], summaries, strict=True)))
     return [(s, labelled, summary) for (s, labelled), summary in zip(spans, summaries, strict=True)]
 
 

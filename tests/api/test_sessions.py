@@ -21,6 +21,7 @@ from analysis.seconds import enmo_by_second, grid_personal_peak_mg, second_grid
 from api.models import SampleBlockRow, SecondChunkRow
 from api.services import seconds as second_service
 from collector.session import decode_capture
+from otmon.fatigue_report import add_fatigue
 from tests.api.conftest import ApiClient
 from tests.api.factories import (
     audit_rows,
@@ -131,9 +132,11 @@ def _label_reference(start: str, end: str, activity: str) -> dict[str, Any]:
     from analysis.sessions import labelled_sessions
 
     (span,) = labelled_sessions([{"start": start, "end": end, "activity": activity}])
-    return summarise_session(
+    summary = summarise_session(
         grid, start_ns=span.start_ns, end_ns=span.end_ns, activity=activity, personal_peak_mg=grid_personal_peak_mg(grid)
     )
+    add_fatigue(blocks, grid, [span], [summary])  # issue 6: the session's `fatigue`, as otmon analyze
+    return summary
 
 
 def test_labelled_session_replaces_the_detected_one(client: ApiClient, db: Session, app: FastAPI) -> None:
@@ -269,6 +272,8 @@ def test_regional_regrading_equals_whole_history(client: ApiClient, db: Session,
     for name in ("n_samples", "covered_s", "worn", "klass", "active"):
         assert np.array_equal(getattr(stored, name), getattr(ref, name)), name
     assert np.array_equal(stored.enmo_mg, ref.enmo_mg, equal_nan=True)
-    expected = summarise_sessions(ref, detect_sessions(ref), personal_peak_mg=grid_personal_peak_mg(ref))
+    spans = detect_sessions(ref)
+    expected = summarise_sessions(ref, spans, personal_peak_mg=grid_personal_peak_mg(ref))
+    add_fatigue(blocks, ref, spans, expected)  # issue 6: fatigue windows stored on ingest, as one pass
     assert len(expected) >= 2
     assert got == expected
