@@ -119,6 +119,21 @@ class BlockAssembler:
         self._next_own_ns = t0 + round(consumed * period)
         return out
 
+    @property
+    def n_open(self) -> int:
+        """Samples in the open block (pushed, not yet returned)."""
+        return self._n
+
+    def peek(self) -> SampleBlock | None:
+        """The open block as `flush` would return it now, without ending it (a crash draft)."""
+        if not self._n:
+            return None
+        accel = np.concatenate(self._parts)  # a copy: later pushes do not change it
+        t0 = self._starts[0][0]
+        if self._last_end_ns is not None and t0 < self._last_end_ns:
+            t0 = self._last_end_ns
+        return SampleBlock(t0_ns=t0, fs_hz=self._fitted_fs(), accel_g=accel)
+
     def flush(self) -> list[SampleBlock]:
         """Return the open block (if any) and forget it."""
         out = self._emit()

@@ -25,6 +25,11 @@ blocks; refused ones are kept in ``refused_events``. They are a few hundred byte
 never refused for disk space (a patient's task mark must not be lost to a full sample backlog).
 The end of the last committed block of each stream (``stream_end``) is kept so that a
 restarted collector can report the time it was down (``collector_down`` gap).
+
+Drafts bound what a crash loses: the collector commits the block it is still filling as the
+stream's ``draft`` (replaced each time, deleted when a block is stored); a restarted collector
+stores a left-over draft as an ordinary block first (``promote_draft``), so SIGKILL loses only
+the samples decoded since the last draft (docs/collector.md, "What a crash can lose").
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ CREATE TABLE IF NOT EXISTS refused_events (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL, created_ns INTEGER NOT NULL,
     status_code INTEGER, reason TEXT NOT NULL, refused_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS stream_end (stream TEXT PRIMARY KEY, end_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS draft (
+    stream TEXT PRIMARY KEY, t0_ns INTEGER NOT NULL, fs_hz REAL NOT NULL,
+    n_samples INTEGER NOT NULL, data BLOB NOT NULL, stored_ns INTEGER NOT NULL);
 """
 
 
@@ -204,6 +212,7 @@ class Outbox(EventsMixin):
             )
             for kind, fields in events:
                 self._insert_event(db, kind, fields, now)
+            db.execute("DELETE FROM draft WHERE stream = ?", (stream,))  # it is in `block`
         self._used_bytes += len(data)
         self._check_warning()
         if self._refusing:
@@ -215,6 +224,43 @@ class Outbox(EventsMixin):
     def _first_seq_for(self, now_ns: int) -> int:
         """First seq of a stream new to this file: UTC µs, so it is above earlier outboxes'."""
         return now_ns // 1000 if self._first_seq is None else self._first_seq
+
+    def put_draft(self, block: SampleBlock, stream: str = DEFAULT_STREAM) -> None:
+        """Commit the block still being filled, replacing the stream's previous draft."""
+        data = np.ascontiguousarray(block.accel_g, dtype="<f4").tobytes()
+        row = (stream, block.t0_ns, block.fs_hz, block.n_samples, data, self._clock_ns())
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO draft VALUES (?, ?, ?, ?, ?, ?)", row)
+
+    def drop_draft(self, stream: str = DEFAULT_STREAM) -> None:
+        """Forget the stream's draft (its block was refused: the outbox is full)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM draft WHERE stream = ?", (stream,))
+
+    def draft(self, stream: str = DEFAULT_STREAM) -> SampleBlock | None:
+        """The stream's draft (the block a running or killed collector was filling), if any."""
+        row = self._db.execute(
+            "SELECT t0_ns, fs_hz, n_samples, data FROM draft WHERE stream = ?", (stream,)
+        ).fetchone()
+        if row is None:
+            return None
+        accel = np.frombuffer(row[3], dtype="<f4").reshape(row[2], 3)
+        return SampleBlock(t0_ns=row[0], fs_hz=row[1], accel_g=accel)
+
+    def promote_draft(self, stream: str = DEFAULT_STREAM) -> int | None:
+        """Store a draft left by a killed run as a block (at start-up); its seq, if any.
+
+        Raises:
+            OutboxFull: no room for it (the draft is kept).
+        """
+        block = self.draft(stream)
+        if block is None:
+            return None
+        seq = self.put(block, stream)  # deletes the draft in the same transaction
+        log.info(
+            "stored the %d samples a stopped run left as a draft: seq %d", block.n_samples, seq
+        )
+        return seq
 
     def last_end_ns(self, stream: str = DEFAULT_STREAM) -> int | None:
         """End (UTC ns, exclusive) of the last block of `stream` ever committed to this file."""

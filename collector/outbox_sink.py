@@ -20,9 +20,10 @@ DEFAULT_TASK_LABEL = "task"
 class OutboxSink:
     """Commit each block (and its events) to `outbox` before it counts; record gaps and marks.
 
-    Created at start-up: the end of the last block the outbox ever committed for `stream` is
-    read then, and the first block of this run reports the time in between as a
-    ``collector_down`` gap (committed in the same transaction as that block).
+    Created at start-up: a draft a killed run left is stored as a block first, then the end
+    of the last block the outbox ever committed for `stream` is read, and the first block of
+    this run reports the time in between as a ``collector_down`` gap (committed in the same
+    transaction as that block).
     """
 
     def __init__(
@@ -31,6 +32,13 @@ class OutboxSink:
         self.outbox = outbox
         self.stream = stream
         self.task_label = task_label
+        draft = outbox.draft(stream)
+        try:
+            outbox.promote_draft(stream)
+        except OutboxFull as exc:
+            assert draft is not None
+            outbox.record_refused(draft, str(exc))
+            outbox.drop_draft(stream)
         self._resume_from_ns = outbox.last_end_ns(stream)
         self._first = True
         self.gap_events: list[tuple[int, int, str]] = []  # (start_ns, end_ns, cause) recorded
@@ -52,6 +60,7 @@ class OutboxSink:
             self.outbox.put(block, self.stream, events=events)
         except OutboxFull as exc:
             self.outbox.record_refused(block, str(exc))
+            self.outbox.drop_draft(self.stream)  # a prefix of `block`: refused with it
             for kind, fields in events:  # the refused samples are a gap the server must see
                 self.outbox.put_event(kind, **fields)
 
@@ -64,6 +73,10 @@ class OutboxSink:
         )
         self.gap_events.append((start_ns, end_ns, cause))
         log.info("gap of %.2f s (%s)", (end_ns - start_ns) / 1e9, cause)
+
+    async def draft(self, block: SampleBlock) -> None:
+        """Commit the block still being filled (SIGKILL then loses only what came after)."""
+        self.outbox.put_draft(block, self.stream)
 
     async def press(self, at_ns: int) -> None:
         """A button press on the wearable: toggle the patient's task."""

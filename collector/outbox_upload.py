@@ -282,6 +282,9 @@ class OutboxUploader:
 
         A failure is logged and left to the next call (a status is not worth a back-off).
         """
+        backlog = self.outbox.backlog()
+        if not force and (backlog.n_blocks or backlog.n_events):
+            return False  # the next upload carries the status
         status = heartbeat(self.outbox)
         changed = self.last_status is None or any(
             status[k] != self.last_status[k] for k in _STATUS_CHANGES

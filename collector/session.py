@@ -40,8 +40,20 @@ class EventSink(Protocol):
     async def press(self, at_ns: int) -> None:
         """The wearable's button was pressed (press edge) at `at_ns`."""
 
+    async def draft(self, block: SampleBlock) -> None:
+        """The upload block still being filled, so far (replaces the previous draft)."""
+
 
 _END = object()  # queue sentinel: stop consuming
+# Bounded loss on SIGKILL (docs/collector.md, "What a crash can lose"): samples still in the
+# open upload block are committed as a draft once the oldest of them not yet in a draft was
+# decoded 10 s ago (by the notifications' host time, or by the clock while the stream is
+# silent), so a crash loses at most ~10 s of decoded samples. Drafts leave the block
+# boundaries alone (the service and `otmon analyze` still see identical blocks) and cost one
+# small SQLite commit per 10 s.
+DRAFT_AFTER_NS = 10_000_000_000
+# While no notification comes, check every second whether a draft is due.
+DRAFT_POLL_S = 1.0
 
 
 @dataclass(slots=True)
@@ -173,6 +185,7 @@ class Session:
         self._finished = False
         self._stopped_by = ""
         self._stream: _StreamDecoder | None = None
+        self._undrafted_since_ns: int | None = None  # oldest open sample not in a draft
         self.settings: dict[str, Any] = {}  # negotiated, once started
 
     # --- ControlLink, used by the profile -------------------------------------------------
@@ -247,6 +260,30 @@ class Session:
                 if gap.length_ns > 0:
                     end_ns = gap.start_ns + gap.length_ns
                     await self.events.gap(gap.start_ns, end_ns, "device_drop")
+            await self._draft(item[0])
+
+    async def _draft(self, now_ns: int) -> None:
+        """Commit the open block as a draft once its oldest undrafted sample is due."""
+        assert self._stream is not None and self.events is not None
+        assembler = self._stream.assembler
+        if not assembler.n_open:
+            self._undrafted_since_ns = None
+        elif self._undrafted_since_ns is None:
+            self._undrafted_since_ns = now_ns
+        elif now_ns - self._undrafted_since_ns >= DRAFT_AFTER_NS:  # (kept if older: drafts early)
+            block = assembler.peek()
+            assert block is not None
+            await self.events.draft(block)
+            self._undrafted_since_ns = None
+
+    async def _next(self) -> Any:
+        """The next queued item; while the stream is silent, draft what waits when due."""
+        while True:
+            try:
+                return await asyncio.wait_for(self._queue.get(), DRAFT_POLL_S)
+            except TimeoutError:
+                if self.events is not None and self._undrafted_since_ns is not None:
+                    await self._draft(self.clock())
 
     async def _deliver(self, block: SampleBlock, result: SessionResult) -> None:
         result.n_blocks += 1
@@ -278,7 +315,7 @@ class Session:
         self._stream = _StreamDecoder(self.profile.decoder(settings), self.max_samples)
         self.started.set()
         try:
-            while (item := await self._queue.get()) is not _END:
+            while (item := await self._next()) is not _END:
                 await self._process(item, result)
         finally:
             if not self._disconnected and self._stopped_by != "device":
