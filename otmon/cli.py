@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     from otmon import collect_cmds
 
     collect_cmds.add_parsers(sub)  # scan, record, collect, status
+    from otmon import task_cmd
+
+    task_cmd.add_parsers(sub)  # task start|stop
     return parser
 
 
@@ -143,6 +146,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from otmon import collect_cmds
 
         return collect_cmds.dispatch(args)
+    if args.command == "task":
+        from otmon import task_cmd
+
+        return task_cmd.dispatch(args)
     raise CliError(f"unknown command {args.command}")
 
 
