@@ -39,6 +39,7 @@ def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
     if state and status.get("device_state_ns"):
         state = f"{state} since {_ago(now_ns, status['device_state_ns'])}"
     battery = status.get("battery_pct")
+    task = status.get("open_task")
     return {
         "outbox": str(outbox.path),
         "backlog": f"{backlog.n_blocks} blocks, {backlog.n_samples} samples, "
@@ -65,6 +66,12 @@ def status_report(outbox: Outbox, now_ns: int | None = None) -> dict[str, Any]:
         if "refused_since_ns" not in status
         else "outbox full: new samples are "
         f"refused since {_ago(now_ns, status['refused_since_ns'])}",
+        "task": None
+        if task is None
+        else f"{task['label']!r} since {_ago(now_ns, task['at_ns'])} ({task['source']})",
+        "open_task": task,
+        "backlog_events": backlog.n_events,
+        "refused_events": backlog.n_refused_events,
         "last_error": status.get("last_error"),
         "last_refusal": status.get("last_refusal"),
     }

@@ -158,7 +158,7 @@ class Uploader:
 _MOVED = ("DrainStats", "OutboxUploader", "retry_after_s", "stored_to_ingest", "PERMANENT")
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     """The outbox uploader lives in collector/outbox_upload.py; its old import path still works."""
     if name in _MOVED:
         from collector import outbox_upload

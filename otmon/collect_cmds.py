@@ -273,7 +273,7 @@ def outbox_sink(outbox: Outbox, task_label: str = "task") -> OutboxSink:
 async def _collect(args: argparse.Namespace, backends: Backends) -> int:
     from collector.outbox import Outbox
     from collector.reconnect import LinkLog, LinkState
-    from collector.upload import OutboxUploader
+    from collector.outbox_upload import OutboxUploader
     from otmon.cli import CliError
 
     config = _config(args)
@@ -305,7 +305,9 @@ async def _collect(args: argparse.Namespace, backends: Backends) -> int:
         if state is LinkState.STREAMING and clients:
             reads.append(asyncio.get_running_loop().create_task(_read_battery(clients[-1], outbox)))
 
-    sink = outbox_sink(outbox, config.task_label)  # reads where the last run ended: first
+    from collector.outbox_sink import OutboxSink
+
+    sink = OutboxSink(outbox, task_label=config.task_label)  # first: where the last run ended
     uploader = OutboxUploader(outbox, server, token, transport=backends.upload_transport)
     stop = asyncio.Event()
     upload_task = asyncio.create_task(uploader.run(stop, idle_s=UPLOAD_IDLE_S))
@@ -379,7 +381,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     for label, key in STATUS_LINES:
         value = report.get(key)
-        print(f"{label:<18}{'unknown' if value is None else value}")
+        print(f"{label:<18}{('none' if key == 'task' else 'unknown') if value is None else value}")
     for key in ("warning", "full", "last_error", "last_refusal"):
         if report.get(key):
             print(f"{key.replace('_', ' ').upper()}: {report[key]}")
@@ -396,6 +398,9 @@ STATUS_LINES = (
     ("connection", "device_state"),
     ("battery", "battery"),
     ("collector", "collector"),
+    ("events waiting", "backlog_events"),
+    ("task", "task"),
     ("refused by server", "refused_blocks"),
+    ("refused events", "refused_events"),
     ("refused (full)", "refused_samples"),
 )
