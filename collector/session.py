@@ -186,6 +186,8 @@ class Session:
         self._stopped_by = ""
         self._stream: _StreamDecoder | None = None
         self._undrafted_since_ns: int | None = None  # oldest open sample not in a draft
+        self._button_state: int | None = None  # last state of the wearable's button
+        self._button = False  # button notifications are watched (set by _start_button)
         self.settings: dict[str, Any] = {}  # negotiated, once started
 
     # --- ControlLink, used by the profile -------------------------------------------------
@@ -222,7 +224,12 @@ class Session:
     def _on_data(self, char: BleakGATTCharacteristic, data: bytearray) -> None:
         payload = bytes(data)
         t_ns = self._record("notify", char.uuid, payload)
-        self._queue.put_nowait((t_ns, payload))
+        self._queue.put_nowait((t_ns, payload, True))
+
+    def _on_button(self, char: BleakGATTCharacteristic, data: bytearray) -> None:
+        payload = bytes(data)
+        t_ns = self._record("notify", char.uuid, payload)
+        self._queue.put_nowait((t_ns, payload, False))  # in order with the samples
 
     def _end(self, reason: str) -> None:
         if not self._stopped_by:
@@ -249,8 +256,39 @@ class Session:
         self._end("disconnect")
 
     # --- run --------------------------------------------------------------------------------
-    async def _process(self, item: tuple[int, bytes], result: SessionResult) -> None:
+    async def _start_button(self) -> None:
+        """Watch the wearable's button, if its profile has one and events are wanted."""
+        uuid = getattr(self.profile, "button_uuid", None)
+        if uuid is None or self.events is None:
+            return
+        try:
+            if uuid != self.profile.data_uuid:
+                if self.client.services.get_characteristic(uuid) is None:
+                    log.info("no button characteristic %s on this device: no button marks", uuid)
+                    return
+                await self.client.start_notify(uuid, self._on_button)
+            await self.profile.start_button(self)  # type: ignore[attr-defined]
+        except (BleakError, CollectorError, TimeoutError) as exc:
+            log.warning("the button could not be enabled (%s): no button marks", exc)
+            return
+        self._button = True
+
+    async def _pressed(self, t_ns: int, payload: bytes) -> None:
+        """A button notification: a press edge (released/unknown -> pressed) is a press."""
+        state = self.profile.button_state(payload)  # type: ignore[attr-defined]
+        if state is None or self.events is None:
+            return
+        if state == 1 and self._button_state != 1:
+            await self.events.press(t_ns)
+        self._button_state = state
+
+    async def _process(self, item: tuple[int, bytes, bool], result: SessionResult) -> None:
         assert self._stream is not None
+        if not item[2]:
+            await self._pressed(item[0], item[1])
+            return
+        if self._button and self.profile.data_uuid == getattr(self.profile, "button_uuid", None):
+            await self._pressed(item[0], item[1])  # shares the data characteristic (MetaWear)
         n_gaps = len(self._stream.assembler.gaps)
         for block in self._stream.feed(item[1], item[0]):
             await self._deliver(block, result)
@@ -313,6 +351,7 @@ class Session:
             started = datetime.fromtimestamp(t_connect / 1e9, UTC)
             self.capture.write_header(make_header(self.profile.name, settings, device, started))
         self._stream = _StreamDecoder(self.profile.decoder(settings), self.max_samples)
+        await self._start_button()
         self.started.set()
         try:
             while (item := await self._next()) is not _END:

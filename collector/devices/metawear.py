@@ -21,6 +21,23 @@ from collector.devices.base import ControlLink
 from collector.errors import DecodeError, ProtocolError
 from collector.timing import SampleClock
 
+# The push-button switch module (docs/collector.md, "Buttons"; MetaWear-SDK-Cpp
+# src/metawear/core/module.h `MBL_MW_MODULE_SWITCH = 1`, sensor/cpp/switch_register.h
+# `SwitchRegister::STATE = 1`, switch.cpp: one unsigned byte, 1 pushed, 0 released). Subscribing
+# is `[0x01, 0x01, 0x01]` on the command characteristic; each change is notified on 326a9006,
+# with the samples, as `[0x01, 0x01, state]`.
+MODULE_SWITCH = 0x01
+REG_SWITCH_STATE = 0x01
+SWITCH_SUBSCRIBE = bytes([MODULE_SWITCH, REG_SWITCH_STATE, 1])
+
+
+def switch_state(payload: bytes) -> int | None:
+    """The switch state (1 pushed, 0 released) of a switch notification; None for others."""
+    if len(payload) == 3 and payload[0] == MODULE_SWITCH and payload[1] == REG_SWITCH_STATE:
+        return payload[2]
+    return None
+
+
 SERVICE_UUID = "326a9000-85cb-9195-d9dd-464cfbbae75a"
 COMMAND_UUID = "326a9001-85cb-9195-d9dd-464cfbbae75a"
 NOTIFY_UUID = "326a9006-85cb-9195-d9dd-464cfbbae75a"
@@ -217,6 +234,8 @@ class MetaWearDecoder:
     def decode(self, payload: bytes, received_ns: int) -> list[SampleBlock]:
         """Decode one notification received at host UTC `received_ns`."""
         payload = bytes(payload)
+        if switch_state(payload) is not None:
+            return []  # the button shares the characteristic; the session handles it
         if payload[:2] == DISCOVERY:
             try:
                 info = parse_module_info(payload)
@@ -251,6 +270,7 @@ class MetaWearProfile:
     service_uuids: tuple[str, ...] = (SERVICE_UUID,)
     control_uuids: tuple[str, ...] = ()  # replies share 326a9006 with the data (see start)
     data_uuid: str = NOTIFY_UUID
+    button_uuid: str = NOTIFY_UUID  # the switch module's notifications share it
 
     def __init__(self) -> None:
         self._chip = DEFAULT_CHIP  # of the last start(): stop() unsubscribes its packed register
@@ -293,6 +313,14 @@ class MetaWearProfile:
         await client.write(COMMAND_UUID, subscribe_command(chip, False, on=False))
         await client.write(COMMAND_UUID, subscribe_command(chip, True, on=False))
 
+    async def start_button(self, client: ControlLink) -> None:
+        """Subscribe to the switch module (its changes come on 326a9006)."""
+        await client.write(COMMAND_UUID, SWITCH_SUBSCRIBE)
+
+    def button_state(self, payload: bytes) -> int | None:
+        """1 pushed, 0 released for a switch notification; None for anything else."""
+        return switch_state(payload)
+
     def decoder(self, settings: Mapping[str, Any]) -> MetaWearDecoder:
         """Return a fresh decoder for one connection with negotiated `settings`."""
         return MetaWearDecoder(settings)
@@ -307,9 +335,12 @@ PROFILE = MetaWearProfile()
 __all__ = [
     "COMMAND_UUID",
     "DISCOVERY",
+    "MODULE_SWITCH",
     "NOTIFY_UUID",
     "PROFILE",
+    "REG_SWITCH_STATE",
     "SERVICE_UUID",
+    "SWITCH_SUBSCRIBE",
     "MetaWearDecoder",
     "MetaWearProfile",
     "ModuleInfo",
@@ -323,4 +354,5 @@ __all__ = [
     "power_command",
     "sampling_command",
     "subscribe_command",
+    "switch_state",
 ]

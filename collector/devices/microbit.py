@@ -24,6 +24,12 @@ from collector.timing import SampleClock
 
 log = logging.getLogger(__name__)
 
+# The optional Button Service (docs/collector.md, "Buttons"; lancaster-university/microbit-dal
+# source/bluetooth/MicroBitButtonService.cpp): Button A state, one byte, read/notify; 0 released
+# (MICROBIT_BUTTON_EVT_UP), 1 pressed (EVT_DOWN), 2 long press (EVT_HOLD, after a 1).
+BUTTON_SERVICE_UUID = "e95d9882-251d-470a-a062-fa1922dfa9a8"
+BUTTON_A_UUID = "e95dda90-251d-470a-a062-fa1922dfa9a8"
+
 SERVICE_UUID = "e95d0753-251d-470a-a062-fa1922dfa9a8"
 DATA_UUID = "e95dca4b-251d-470a-a062-fa1922dfa9a8"
 PERIOD_UUID = "e95dfb24-251d-470a-a062-fa1922dfa9a8"
@@ -105,6 +111,7 @@ class MicrobitProfile:
     service_uuids: tuple[str, ...] = (SERVICE_UUID,)
     control_uuids: tuple[str, ...] = ()
     data_uuid: str = DATA_UUID
+    button_uuid: str = BUTTON_A_UUID
 
     def matches(self, advertisement: AdvertisementData) -> bool:
         """Return True for the accelerometer service UUID or a "BBC micro:bit" name."""
@@ -135,6 +142,13 @@ class MicrobitProfile:
     async def stop(self, client: ControlLink) -> None:
         """Nothing to write: the service streams while subscribed; unsubscribing ends it."""
 
+    async def start_button(self, client: ControlLink) -> None:
+        """Nothing to write: Button A notifies once subscribed (when the program has the service)."""
+
+    def button_state(self, payload: bytes) -> int | None:
+        """0 released, 1 pressed, 2 long press; None for a malformed value."""
+        return payload[0] if len(payload) == 1 and payload[0] <= 2 else None
+
     def decoder(self, settings: Mapping[str, Any]) -> MicrobitDecoder:
         """Return a fresh decoder for one connection."""
         return MicrobitDecoder(settings)
@@ -147,6 +161,8 @@ class MicrobitProfile:
 PROFILE = MicrobitProfile()
 
 __all__ = [
+    "BUTTON_A_UUID",
+    "BUTTON_SERVICE_UUID",
     "DATA_UUID",
     "PERIOD_UUID",
     "PROFILE",

@@ -57,6 +57,7 @@ class EmulatedMetaWear(EmulatedWearable):
         self.register: int | None = None  # data register subscribed to
         self.sampling = False
         self.configured: list[tuple[float, int]] = []  # (rate_hz, range_g) of each config
+        self.switch_subscribed = False  # the switch module's notifications are on
 
     def build_services(self) -> list[Service]:
         """MetaWear service: command (write, write without response) and notify."""
@@ -69,12 +70,21 @@ class EmulatedMetaWear(EmulatedWearable):
         self.data_characteristic = Characteristic(
             mw.NOTIFY_UUID, Characteristic.Properties.NOTIFY, Characteristic.READABLE, b""
         )
+        self.button_characteristic = self.data_characteristic  # the switch module notifies here
         return [Service(mw.SERVICE_UUID, [self.command, self.data_characteristic])]
+
+    def button_payload(self, state: int) -> bytes | None:
+        """Switch module: `[0x01, 0x01, 1|0]` while subscribed (a hold is just "pushed")."""
+        if not self.switch_subscribed:
+            return None
+        return bytes([mw.MODULE_SWITCH, mw.REG_SWITCH_STATE, 1 if state else 0])
 
     async def on_command(self, char_uuid: str, data: bytes) -> None:
         """Accelerometer module commands (§2.2–2.4); anything else is logged and ignored."""
         assert self.data_characteristic is not None
-        if len(data) < 2 or data[0] != mw.MODULE_ACC:
+        if len(data) == 3 and data[:2] == bytes([mw.MODULE_SWITCH, mw.REG_SWITCH_STATE]):
+            self.switch_subscribed = data[2] == 1
+        elif len(data) < 2 or data[0] != mw.MODULE_ACC:
             log.warning("emulator: ignoring command %s", data.hex())
         elif data == mw.DISCOVERY:
             reply = bytes([mw.MODULE_ACC, mw.REG_INFO, IMPLEMENTATION[self.chip], self.revision])
@@ -115,7 +125,7 @@ class EmulatedMetaWear(EmulatedWearable):
     def on_link_down(self) -> None:
         """The board stops streaming and forgets subscriptions when the host goes away."""
         super().on_link_down()
-        self.register, self.sampling = None, False
+        self.register, self.sampling, self.switch_subscribed = None, False, False
 
     def counts(self, samples_g: NDArray[np.float64]) -> NDArray[np.int16]:
         """The int16 counts the chip sends at the configured range."""

@@ -32,12 +32,14 @@ class EmulatedMicrobit(EmulatedWearable):
         name: str = "BBC micro:bit [tovip]",
         address: str = "D2:8A:1C:2D:3E:4F",
         speedup: float = 25.0,
+        button_service: bool = True,
     ) -> None:
         super().__init__(
             name=name, address=address, recording=recording, frame_samples=1, speedup=speedup
         )
         self.period_ms = mb.DEFAULT_PERIOD_MS
         self.period_writes: list[int] = []  # requested periods, in order
+        self.button_service = button_service  # the program started the Button Service
 
     def build_services(self) -> list[Service]:
         """Accelerometer service: data (read, notify) and period (read, write)."""
@@ -54,7 +56,20 @@ class EmulatedMicrobit(EmulatedWearable):
             b"\x00" * mb.PAYLOAD_BYTES,
         )
         self.data_characteristic.on(Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
-        return [Service(mb.SERVICE_UUID, [self.data_characteristic, self.period])]
+        services = [Service(mb.SERVICE_UUID, [self.data_characteristic, self.period])]
+        if self.button_service:  # Button A only: the collector uses A (docs/collector.md)
+            self.button_characteristic = Characteristic(
+                mb.BUTTON_A_UUID,
+                Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
+                Characteristic.READABLE,
+                b"\x00",
+            )
+            services.append(Service(mb.BUTTON_SERVICE_UUID, [self.button_characteristic]))
+        return services
+
+    def button_payload(self, state: int) -> bytes | None:
+        """Button A: one byte, 0 released, 1 pressed, 2 long press (MicroBitButtonService)."""
+        return bytes([state])
 
     def _read_period(self, _connection: Any) -> bytes:
         return mb.period_command(self.period_ms)

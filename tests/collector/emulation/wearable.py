@@ -102,6 +102,8 @@ class EmulatedWearable:
         # Recording samples [start, stop) lost inside a connection: frames wholly in it are
         # never notified (the device's radio dropped them) while its clock runs on.
         self.lose: tuple[int, int] | None = None
+        self.button_characteristic: Characteristic[Any] | None = None  # set by devices with one
+        self.button_notified: list[bytes] = []  # button notifications sent to the host
         self._now_k = 0  # device samples that have happened since power-on
         self._origin_k: int | None = None  # device sample of recording sample 0
         self._cursor = 0  # next recording sample
@@ -177,6 +179,18 @@ class EmulatedWearable:
         """Notify all subscribers (cut to MTU − 3 by bumble, as real stacks do)."""
         assert self.device is not None
         await self.device.notify_subscribers(characteristic, payload)
+
+    def button_payload(self, state: int) -> bytes | None:
+        """The button notification for `state` (0 released, 1 pressed, 2 held); None: none."""
+        return None
+
+    async def set_button(self, state: int) -> None:
+        """Press (1), hold (2) or release (0) the button; notified when the host listens."""
+        payload = self.button_payload(state)
+        if payload is None or self.button_characteristic is None or self.connection is None:
+            return
+        self.button_notified.append(payload)
+        await self.notify(self.button_characteristic, payload)
 
     async def indicate(self, characteristic: Characteristic[Any], payload: bytes) -> None:
         """Indicate to all subscribers and wait for the confirmation."""
