@@ -8,7 +8,6 @@ dicts are JSON-ready; their keys are documented in ``docs/analyze-json.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,15 +21,17 @@ from analysis.bouts import (
     rest_periods,
     work_to_rest,
 )
+from analysis.gaps import Gap, classify_gaps, flag_spans
 from analysis.intensity import MODERATE, percent_of_peak
 from analysis.met import compendium_met
-from analysis.pipeline import _local_day_index, _zone
+from analysis.pipeline import _local_day_index, _zone, gap_dicts, iso_utc
 from analysis.samples import NS_PER_S, SampleBlock
 from analysis.seconds import SecondGrid, active_threshold_mg, grid_personal_peak_mg, second_grid
 
 __all__ = [
     "SecondGrid",
     "active_threshold_mg",
+    "grid_gaps",
     "grid_personal_peak_mg",
     "iso_utc",
     "recording_summary",
@@ -52,19 +53,6 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), _DECIMALS)
 
 
-def iso_utc(t_ns: int) -> str:
-    """ISO-8601 UTC time with a ``Z`` suffix, to the microsecond when not whole seconds.
-
-    Examples
-    --------
-    >>> iso_utc(1_700_000_000_000_000_000)
-    '2023-11-14T22:13:20Z'
-    """
-    s, ns = divmod(int(t_ns), NS_PER_S)
-    text = datetime.fromtimestamp(s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{ns // 1000:06d}Z" if ns else "Z")
-
-
 
 def _peak_minute_mg(enmo: NDArray[np.float64], n: NDArray[np.int64], cov: NDArray[np.float64], worn: NDArray[np.bool_]) -> float | None:
     """Highest 60-s moving mean of ENMO (sample-weighted, worn seconds)."""
@@ -78,6 +66,44 @@ def _peak_minute_mg(enmo: NDArray[np.float64], n: NDArray[np.int64], cov: NDArra
     return float((ss[ok] / ww[ok]).max()) if ok.any() else None
 
 
+#: Who set a session's span: detected from the data, a therapist's label, a patient's marks.
+SESSION_SOURCES = ("detected", "therapist", "patient")
+
+
+def grid_gaps(
+    grid: SecondGrid,
+    *,
+    block_spans: Sequence[tuple[int, int, float]] | None = None,
+    gap_events: Sequence[Gap] = (),
+    backlog: Sequence[tuple[int, int]] | None = None,
+    from_ns: int | None = None,
+    until_ns: int | None = None,
+) -> list[Gap]:
+    """`analysis.gaps.classify_gaps` of a recording, non-wear from the grid's worn seconds.
+
+    Parameters
+    ----------
+    grid : SecondGrid
+        The recording's 1-s grid (``worn`` comes from the epochs `summarise_days` uses).
+    block_spans : sequence of (start_ns, end_ns, fs_hz), optional
+        The stored sample blocks; default the recorded seconds of the grid (gaps to the s).
+    gap_events, backlog, from_ns, until_ns
+        As `analysis.gaps.classify_gaps` (``events``, ``backlog``, ``from_ns``, ``until_ns``).
+    """
+    starts = grid.t0_ns + np.arange(len(grid), dtype=np.int64) * NS_PER_S
+    recorded = grid.n_samples > 0
+    if block_spans is None:
+        block_spans = [(a, b, 1.0) for a, b in flag_spans(starts, NS_PER_S, recorded)]
+    return classify_gaps(
+        block_spans,
+        events=gap_events,
+        nonwear=flag_spans(starts, NS_PER_S, recorded & ~grid.worn),
+        backlog=backlog,
+        from_ns=from_ns,
+        until_ns=until_ns,
+    )
+
+
 def summarise_session(
     grid: SecondGrid,
     *,
@@ -85,6 +111,10 @@ def summarise_session(
     end_ns: int,
     activity: str | None = None,
     personal_peak_mg: float | None = None,
+    source: str = "detected",
+    borg: int | None = None,
+    note: str | None = None,
+    gaps: Sequence[Gap] | None = None,
 ) -> dict[str, Any]:
     """Effort summary of one session (methods.md §4.2 per-session fields).
 
@@ -98,25 +128,39 @@ def summarise_session(
         Task label (e.g. ``"cooking"``); sets ``met`` from the Compendium when known.
     personal_peak_mg : float, optional
         The patient's P95 of 1-min ENMO (`analysis.intensity.personal_peak_mg`).
+    source : str, optional
+        One of `SESSION_SOURCES` (default ``"detected"``).
+    borg : int, optional
+        The patient's Borg 6-20 rating of the session (patient marks only).
+    note : str, optional
+        The patient's note on the session (patient marks only).
+    gaps : sequence of Gap, optional
+        The timeline's gaps (e.g. `grid_gaps` with the stored blocks and the collector's
+        events); default `grid_gaps` of the grid alone. Clipped to the session.
 
     Returns
     -------
     dict
-        Keys ``start``, ``end`` (ISO-8601 UTC), ``activity``, ``duration_s``,
+        Keys ``start``, ``end`` (ISO-8601 UTC), ``activity``, ``source``, ``borg``,
+        ``note``, ``duration_s``,
         ``active_s``, ``rest_breaks`` (``count``, ``total_s``, ``longest_s``), ``pauses``
         (``count``, ``total_s``), ``work_to_rest``, ``longest_active_s``,
         ``time_to_first_break_s``, ``mean_enmo_mg``, ``peak_enmo_mg``,
         ``personal_peak_mg``, ``pct_personal_peak``, ``minutes_by_class``,
         ``cutpoints``, ``mvpa_bouts``, ``met``, ``completeness`` (``wear_fraction``,
-        ``nonwear_fraction``, ``gap_fraction``); see docs/analyze-json.md.
+        ``nonwear_fraction``, ``gap_fraction``), ``gaps`` (`analysis.pipeline.gap_dicts`
+        clipped to the session); see docs/analyze-json.md.
 
     Raises
     ------
     ValueError
-        If ``end_ns <= start_ns``.
+        If ``end_ns <= start_ns``, or `source`, `borg` or `note` is invalid.
     """
     if int(end_ns) <= int(start_ns):
         raise ValueError(f"end_ns must be after start_ns, got start_ns={start_ns!r}, end_ns={end_ns!r}")
+    check_session_marks(source, borg, note)
+    if gaps is None:
+        gaps = grid_gaps(grid, from_ns=start_ns, until_ns=end_ns)
     i0, i1 = grid.index(start_ns), grid.index(int(end_ns) - 1) + 1
     i1 = min(i1, len(grid)) if int(end_ns) > grid.t0_ns else i0
     sl = slice(i0, i1)
@@ -142,6 +186,9 @@ def summarise_session(
         "start": iso_utc(start_ns),
         "end": iso_utc(end_ns),
         "activity": activity,
+        "source": source,
+        "borg": borg,
+        "note": note,
         "duration_s": _r(duration_s),
         "active_s": _r(active_s),
         "rest_breaks": {"count": len(breaks), "total_s": _r(breaks.total_s), "longest_s": _r(breaks.longest_s)},
@@ -162,7 +209,19 @@ def summarise_session(
             "nonwear_fraction": _r(min((recorded - worn_s) / duration_s, 1.0)),
             "gap_fraction": _r(min(max(1.0 - recorded / duration_s, 0.0), 1.0)),
         },
+        "gaps": gap_dicts(gaps, start_ns, end_ns),
     }
+
+
+def check_session_marks(source: str, borg: int | None, note: str | None) -> None:
+    """Raise ValueError naming the parameter when a session's source, Borg rating or note is invalid."""
+    if source not in SESSION_SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SESSION_SOURCES)}, got {source!r}")
+    # Borg's RPE scale runs from 6 to 20 (architecture.md, issue 4 contract).
+    if borg is not None and (isinstance(borg, bool) or not isinstance(borg, int | np.integer) or not 6 <= borg <= 20):
+        raise ValueError(f"borg must be an integer from 6 to 20 or None, got {borg!r}")
+    if note is not None and not isinstance(note, str):
+        raise ValueError(f"note must be a string or None, got {note!r}")
 
 
 def summarise_effort_days(grid: SecondGrid, sessions: Sequence[tuple[int, int]], *, tz: str) -> list[dict[str, Any]]:

@@ -97,10 +97,11 @@ def covered_spans(
     block_spans : iterable of (start_ns, end_ns, fs_hz)
         Stored blocks, any order; several streams or devices may overlap.
     fs_tolerance_periods : float, optional
-        A space shorter than this many sample periods of the block before it is clock
-        jitter, not missing data (default 1.5: a block starting up to half a period late is
-        still contiguous, as `collector.assembly.BlockAssembler` cuts blocks, and a single
-        lost sample is not a gap).
+        Consecutive samples at most this many sample periods (of the block before) apart
+        are contiguous: a space between blocks shorter than ``fs_tolerance_periods - 1``
+        periods is clock jitter, not missing data. Default 1.5: a block may start up to
+        half a period late, as `collector.assembly.BlockAssembler` continues a block and
+        `analysis.effort.recording_summary` reports gaps.
 
     Returns
     -------
@@ -111,10 +112,15 @@ def covered_spans(
     ------
     ValueError
         If a span is not ``start < end`` with a positive finite rate, or the tolerance is
-        negative.
+        below 1 period.
     """
-    if not np.isfinite(fs_tolerance_periods) or fs_tolerance_periods < 0:
-        raise ValueError(f"fs_tolerance_periods must be >= 0, got {fs_tolerance_periods!r}")
+    return [(a, b) for a, b, _ in _covered(block_spans, fs_tolerance_periods)]
+
+
+def _covered(block_spans: Iterable[Sequence[float]], periods: float) -> list[tuple[int, int, int]]:
+    """`covered_spans` with the tolerance in ns of each span's last block."""
+    if not np.isfinite(periods) or periods < 1:
+        raise ValueError(f"fs_tolerance_periods must be >= 1, got {periods!r}")
     spans = []
     for i, item in enumerate(block_spans):
         try:
@@ -124,20 +130,18 @@ def covered_spans(
         a, b = _span((a, b), f"block_spans[{i}]")
         if not np.isfinite(fs) or fs <= 0:
             raise ValueError(f"block_spans[{i}]: fs_hz must be positive, got {fs!r}")
-        spans.append((a, b, fs_tolerance_periods * NS_PER_S / float(fs)))
+        # Integer ns: a float sum with a UTC ns time (~1.7e18) would round to 256 ns.
+        spans.append((a, b, round((periods - 1.0) * NS_PER_S / float(fs))))
     spans.sort()
-    out: list[Span] = []
-    reach = 0.0  # end of the last merged span plus its tolerance
+    out: list[tuple[int, int, int]] = []
     for a, b, tol_ns in spans:
-        if out and a < reach:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-                reach = b + tol_ns
-            else:
-                reach = max(reach, b + tol_ns)
+        if out and a < out[-1][1] + out[-1][2]:
+            if b >= out[-1][1]:
+                # The block ending last decides how late the next one may start.
+                tol = tol_ns if b > out[-1][1] else max(tol_ns, out[-1][2])
+                out[-1] = (out[-1][0], b, tol)
         else:
-            out.append((a, b))
-            reach = b + tol_ns
+            out.append((a, b, tol_ns))
     return out
 
 
@@ -220,7 +224,8 @@ def classify_gaps(
         and no event explains is ``not_uploaded``.
     until_ns, from_ns : int, optional
         Extend the timeline to these times (e.g. a session's bounds); by default it runs
-        from the first to the last of the blocks, events and backlog.
+        from the first to the last of the blocks, events and backlog. A missing stretch at
+        either end shorter than the tolerance is not a gap (as between blocks).
     fs_tolerance_periods : float, optional
         See `covered_spans` (default 1.5 sample periods).
 
@@ -236,7 +241,8 @@ def classify_gaps(
     ValueError
         If a span is malformed or an event's cause is not a reported cause.
     """
-    covered = covered_spans(block_spans, fs_tolerance_periods=fs_tolerance_periods)
+    covered3 = _covered(block_spans, fs_tolerance_periods)
+    covered = [(a, b) for a, b, _ in covered3]
     reported: list[Gap] = []
     for i, e in enumerate(events):
         if not isinstance(e, Gap) or e.cause not in REPORTED_CAUSES:
@@ -253,13 +259,23 @@ def classify_gaps(
         return []
     t0, t1 = min(bounds), max(bounds)
     missing: list[Span] = []
-    cursor = t0
-    for a, b in covered:
+    tolerance_ns: list[int] = []  # per missing stretch: jitter tolerance of the block before
+    cursor, tol = t0, covered3[0][2] if covered3 else 0
+    for a, b, t in covered3:
         if a > cursor:
             missing.append((cursor, a))
-        cursor = max(cursor, b)
+            tolerance_ns.append(tol)
+        cursor, tol = max(cursor, b), t
     if cursor < t1:
         missing.append((cursor, t1))
+        tolerance_ns.append(tol)
+    # At the ends of a timeline extended to from_ns/until_ns (e.g. a session of whole
+    # seconds), a stretch shorter than the tolerance is jitter as between blocks: no gap.
+    if covered3 and missing:
+        if missing[-1][0] == cursor and missing[-1][1] - missing[-1][0] < tolerance_ns[-1]:
+            missing.pop(), tolerance_ns.pop()
+        if missing and missing[0][1] == covered3[0][0] and missing[0][1] - missing[0][0] < covered3[0][2]:
+            missing.pop(0), tolerance_ns.pop(0)
 
     # Sweep over every boundary: per cause the number of spans open; emit the missing
     # stretches between consecutive boundaries with the winning cause.
@@ -289,9 +305,38 @@ def classify_gaps(
             out[-1] = Gap(out[-1].start_ns, t_next, cause)
         else:
             out.append(Gap(t, t_next, cause))
+    out = _absorb_slivers(out, missing, tolerance_ns)
     out += [Gap(a, b, "non_wear") for a, b in _intersect(unworn, covered)]
     out.sort(key=lambda g: (g.start_ns, g.end_ns))
     return out
+
+
+def _absorb_slivers(gaps: list[Gap], missing: list[Span], tolerance_ns: list[int]) -> list[Gap]:
+    """Give an ``unknown`` piece shorter than the jitter tolerance the cause of a neighbour.
+
+    A collector's gap event starts at the predicted next sample, the stored block ends where
+    its fitted rate puts it: they may differ by a fraction of a sample period, which must
+    not show as an unknown gap beside a reported one.
+    """
+    out = list(gaps)
+    k = 0  # index into missing: the stretch holding out[i]
+    for i, g in enumerate(out):
+        while missing[k][1] < g.end_ns:
+            k += 1
+        if g.cause != "unknown" or g.end_ns - g.start_ns >= tolerance_ns[k]:
+            continue
+        before = out[i - 1] if i > 0 and out[i - 1].end_ns == g.start_ns else None
+        after = out[i + 1] if i + 1 < len(out) and out[i + 1].start_ns == g.end_ns else None
+        neighbour = before if before is not None and before.cause != "unknown" else after
+        if neighbour is not None and neighbour.cause != "unknown":
+            out[i] = Gap(g.start_ns, g.end_ns, neighbour.cause)
+    joined: list[Gap] = []
+    for g in out:
+        if joined and joined[-1].end_ns == g.start_ns and joined[-1].cause == g.cause:
+            joined[-1] = Gap(joined[-1].start_ns, g.end_ns, g.cause)
+        else:
+            joined.append(g)
+    return joined
 
 
 def clip_gaps(gaps: Iterable[Gap], start_ns: int, end_ns: int) -> list[Gap]:

@@ -1,13 +1,15 @@
 """Recording → epoch table → day summaries (contract, docs/architecture.md).
 
 `EpochTable` and `epoch_table` live in `analysis.epochs` and are re-exported here;
-`summarise_days` composes non-wear detection (`analysis.nonwear`) and intensity
-classes (`analysis.intensity`) per calendar day in the patient's time zone.
+`summarise_days` composes non-wear detection (`analysis.nonwear`), intensity
+classes (`analysis.intensity`) and gap accounting (`analysis.gaps`) per calendar day in
+the patient's time zone.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,11 +17,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.epochs import ROW_KEYS, EpochTable, epoch_table
+from analysis.gaps import Gap, classify_gaps, clip_gaps, flag_spans
 from analysis.intensity import DEFAULT_CUTPOINTS, classify, get_cutpoints
 from analysis.nonwear import detect_nonwear
 from analysis.samples import NS_PER_S
 
-__all__ = ["DAY_KEYS", "ROW_KEYS", "EpochTable", "epoch_table", "summarise_days"]
+__all__ = [
+    "DAY_KEYS",
+    "ROW_KEYS",
+    "EpochTable",
+    "epoch_table",
+    "epoch_block_spans",
+    "gap_dicts",
+    "iso_utc",
+    "summarise_days",
+]
 
 #: Keys of every `summarise_days` dict, in output order (contract).
 DAY_KEYS: tuple[str, ...] = (
@@ -34,8 +46,11 @@ DAY_KEYS: tuple[str, ...] = (
     "vigorous_min",
     "mean_enmo_mg",
     "cutpoints",
+    "gaps",
 )
 _DECIMALS = 2  # floats are rounded so JSON output is stable
+# Gap durations to the ms: a gap clipped at midnight may be a fraction of a sample period.
+_GAP_DECIMALS = 3
 _UNIX_EPOCH = datetime(1970, 1, 1).date()
 
 
@@ -58,6 +73,41 @@ def _local_midnight_ns(day: date, zone: ZoneInfo) -> int:
     return (days * 86_400 - int(utc.total_seconds())) * NS_PER_S
 
 
+def iso_utc(t_ns: int) -> str:
+    """ISO-8601 UTC time with a ``Z`` suffix, to the microsecond when not whole seconds.
+
+    Examples
+    --------
+    >>> iso_utc(1_700_000_000_000_000_000)
+    '2023-11-14T22:13:20Z'
+    """
+    s, ns = divmod(int(t_ns), NS_PER_S)
+    text = datetime.fromtimestamp(s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{ns // 1000:06d}Z" if ns else "Z")
+
+
+def gap_dicts(gaps: Iterable[Gap], start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    """The gaps clipped to ``[start_ns, end_ns)`` as JSON objects ``start``, ``end``, ``cause``,
+    ``duration_s`` (docs/analyze-json.md), in time order."""
+    return [
+        {"start": iso_utc(g.start_ns), "end": iso_utc(g.end_ns), "cause": g.cause,
+         "duration_s": round(g.duration_s, _GAP_DECIMALS)}
+        for g in clip_gaps(gaps, start_ns, end_ns)
+    ]
+
+
+def epoch_block_spans(epochs: EpochTable) -> list[tuple[int, int, float]]:
+    """Stand-in block spans when only epochs are known: each epoch with samples, whole.
+
+    Gaps found from them are exact to the epoch (a block ending inside an epoch counts the
+    whole epoch as recorded); pass the real block spans where they are known.
+    """
+    step_ns = round(epochs.epoch_s * NS_PER_S)
+    has = epochs.n_samples > 0
+    fs = epochs.n_samples[has] / np.maximum(epochs.covered_s[has], 1e-9)
+    return [(int(a), int(a) + step_ns, float(f)) for a, f in zip(epochs.start_ns[has].tolist(), fs.tolist(), strict=True)]
+
+
 def _local_day_index(start_ns: NDArray[np.int64], zone: ZoneInfo) -> tuple[NDArray[np.int64], list[date]]:
     """Index of each epoch's local calendar day into the returned list of dates."""
     first = datetime.fromtimestamp(int(start_ns[0]) // NS_PER_S, tz=zone).date() - timedelta(days=1)
@@ -69,7 +119,13 @@ def _local_day_index(start_ns: NDArray[np.int64], zone: ZoneInfo) -> tuple[NDArr
 
 
 def summarise_days(
-    epochs: EpochTable, *, tz: str, cutpoints: str = DEFAULT_CUTPOINTS
+    epochs: EpochTable,
+    *,
+    tz: str,
+    cutpoints: str = DEFAULT_CUTPOINTS,
+    block_spans: Sequence[tuple[int, int, float]] | None = None,
+    gap_events: Sequence[Gap] = (),
+    backlog: Sequence[tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-day totals of recorded, wear, non-wear and intensity time.
 
@@ -83,6 +139,13 @@ def summarise_days(
         local calendar day of its start (DST-safe: days may last 23 or 25 h).
     cutpoints : str, optional
         Name in `analysis.intensity.CUTPOINTS`. Default ``"hildebrand2014_wrist_actigraph"``.
+    block_spans : sequence of (start_ns, end_ns, fs_hz), optional
+        The sample blocks behind `epochs`, for the day's ``gaps``; default
+        `epoch_block_spans` (gaps to the epoch).
+    gap_events : sequence of Gap, optional
+        Gaps the collector reported (`analysis.gaps.classify_gaps` ``events``).
+    backlog : sequence of (start_ns, end_ns), optional
+        Time decoded by a collector but not uploaded yet (``not_uploaded``).
 
     Returns
     -------
@@ -95,7 +158,9 @@ def summarise_days(
         (mean ENMO over wear epochs weighted by samples, None without wear), and
         ``cutpoints`` (the name). Minutes count each epoch's ``covered_s`` / 60, so a
         partial epoch counts partially. Floats are rounded to 2 decimals, so sums of
-        rounded parts can differ from the rounded total by a few 0.01.
+        rounded parts can differ from the rounded total by a few 0.01. ``gaps``:
+        `analysis.gaps.classify_gaps` over the whole timeline (non-wear from the same
+        epochs), clipped to the local day, as `gap_dicts`.
 
     Raises
     ------
@@ -111,6 +176,13 @@ def summarise_days(
     minutes = epochs.covered_s / 60.0
     nonwear = detect_nonwear(epochs)
     wear = ~nonwear
+    step_ns = round(epochs.epoch_s * NS_PER_S)
+    gaps = classify_gaps(
+        epoch_block_spans(epochs) if block_spans is None else block_spans,
+        events=gap_events,
+        nonwear=flag_spans(epochs.start_ns, step_ns, nonwear),
+        backlog=backlog,
+    )
     classes = classify(epochs.enmo_mg, cp)
     n = epochs.n_samples.astype(np.float64)
 
@@ -142,6 +214,7 @@ def summarise_days(
                 "vigorous_min": round(float(class_min[3][i]), _DECIMALS),
                 "mean_enmo_mg": mean_enmo,
                 "cutpoints": cp.name,
+                "gaps": gap_dicts(gaps, _local_midnight_ns(days[i], zone), _local_midnight_ns(days[i] + timedelta(days=1), zone)),
             }
         )
     return out

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from analysis.bouts import find_runs
-from analysis.effort import SecondGrid, summarise_session
+from analysis.effort import SecondGrid, check_session_marks, grid_gaps, summarise_session
+from analysis.gaps import Gap
 from analysis.samples import NS_PER_S
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "SessionSpan",
     "detect_sessions",
     "labelled_sessions",
+    "patient_sessions",
     "summarise_sessions",
     "whole_recording_session",
 ]
@@ -55,17 +57,23 @@ DENSITY_WINDOW_S = 600.0
 
 @dataclass(frozen=True, slots=True)
 class SessionSpan:
-    """A session's span in UTC ns, ``[start_ns, end_ns)``, and its activity label."""
+    """A session's span in UTC ns, ``[start_ns, end_ns)``, its activity label, who set it
+    (``source``: ``"detected"``, ``"therapist"`` or ``"patient"``) and the patient's Borg
+    6-20 rating and note (patient marks only)."""
 
     start_ns: int
     end_ns: int
     activity: str | None = None
+    source: str = "detected"
+    borg: int | None = None
+    note: str | None = None
 
     def __post_init__(self) -> None:
         if int(self.end_ns) <= int(self.start_ns):
             raise ValueError(f"end_ns must be after start_ns, got {self.start_ns!r} and {self.end_ns!r}")
         if self.activity is not None and not isinstance(self.activity, str):
             raise ValueError(f"activity must be a string or None, got {self.activity!r}")
+        check_session_marks(self.source, self.borg, self.note)
 
 
 def _time_ns(value: Any, name: str) -> int:
@@ -88,7 +96,8 @@ def labelled_sessions(labels: Iterable[Mapping[str, Any]]) -> list[SessionSpan]:
     """Sessions from labels ``{"start": …, "end": …, "activity": …}``, sorted by start.
 
     ``start``/``end`` are UTC ns (int) or ISO-8601 strings with an offset
-    (``"2024-03-01T09:00:00Z"``); ``activity`` is optional.
+    (``"2024-03-01T09:00:00Z"``); ``activity`` is optional, and so are ``source``
+    (default ``"therapist"``), ``borg`` and ``note``.
 
     Raises
     ------
@@ -104,7 +113,9 @@ def labelled_sessions(labels: Iterable[Mapping[str, Any]]) -> list[SessionSpan]:
         end = _time_ns(label["end"], f"labels[{i}]['end']")
         if end <= start:
             raise ValueError(f"labels[{i}]: end must be after start, got {label['start']!r} to {label['end']!r}")
-        spans.append(SessionSpan(start, end, label.get("activity")))
+        spans.append(
+            SessionSpan(start, end, label.get("activity"), label.get("source", "therapist"), label.get("borg"), label.get("note"))
+        )
     spans.sort(key=lambda s: s.start_ns)
     for a, b in itertools.pairwise(spans):
         if b.start_ns < a.end_ns:
@@ -112,9 +123,56 @@ def labelled_sessions(labels: Iterable[Mapping[str, Any]]) -> list[SessionSpan]:
     return spans
 
 
+def patient_sessions(marks: Iterable[Mapping[str, Any]]) -> list[SessionSpan]:
+    """Sessions from a patient's task marks (``otmon task start/stop``, a button press).
+
+    Parameters
+    ----------
+    marks : iterable of mapping
+        In time order: ``{"kind": "task_start", "at_ns": int, "label": str}`` or
+        ``{"kind": "task_stop", "at_ns": int, "borg": int | None, "note": str | None}``.
+
+    Returns
+    -------
+    list of SessionSpan
+        A start and the next stop make a session ``[start, stop)`` with ``source``
+        ``"patient"``, the start's label as activity and the stop's ``borg`` and ``note``.
+        A start while a task is open ends that task there (without rating); a stop with no
+        open task, a task still open at the end and an empty span are left out.
+
+    Raises
+    ------
+    ValueError
+        If a mark has an unknown kind, a time is not an integer, or the marks are not in
+        time order.
+    """
+    out: list[SessionSpan] = []
+    open_: tuple[int, str] | None = None
+    last = None
+    for i, m in enumerate(marks):
+        kind, at = m.get("kind"), m.get("at_ns")
+        if isinstance(at, bool) or not isinstance(at, int | np.integer):
+            raise ValueError(f"marks[{i}]['at_ns'] must be UTC ns, got {at!r}")
+        if last is not None and at < last:
+            raise ValueError(f"marks must be in time order, marks[{i}] at {at} is before {last}")
+        last = at
+        if kind == "task_start":
+            if open_ is not None and at > open_[0]:
+                out.append(SessionSpan(open_[0], int(at), open_[1], "patient"))
+            open_ = (int(at), str(m.get("label")))
+        elif kind == "task_stop":
+            if open_ is not None and at > open_[0]:
+                out.append(SessionSpan(open_[0], int(at), open_[1], "patient", m.get("borg"), m.get("note")))
+            open_ = None
+        else:
+            raise ValueError(f"marks[{i}]['kind'] must be 'task_start' or 'task_stop', got {kind!r}")
+    return out
+
+
 def whole_recording_session(grid: SecondGrid, activity: str | None = None) -> SessionSpan:
-    """The whole recording as one session (whole UTC seconds from first to last sample)."""
-    return SessionSpan(grid.t0_ns, grid.end_ns, activity)
+    """The whole recording as one session (whole UTC seconds from first to last sample); its
+    span is the user's choice (``otmon analyze --session``), so ``source`` is ``"therapist"``."""
+    return SessionSpan(grid.t0_ns, grid.end_ns, activity, "therapist")
 
 
 def detect_sessions(
@@ -170,10 +228,44 @@ def detect_sessions(
 
 
 def summarise_sessions(
-    grid: SecondGrid, spans: Sequence[SessionSpan], *, personal_peak_mg: float | None = None
+    grid: SecondGrid,
+    spans: Sequence[SessionSpan],
+    *,
+    personal_peak_mg: float | None = None,
+    block_spans: Sequence[tuple[int, int, float]] | None = None,
+    gap_events: Sequence[Gap] = (),
+    backlog: Sequence[tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """`analysis.effort.summarise_session` of each span, in the given order."""
+    """The session objects of the spans, in the given order (the one place they are built).
+
+    Each is `analysis.effort.summarise_session` with the span's activity, source, Borg
+    rating and note, and its ``gaps`` from one `analysis.effort.grid_gaps` of the whole
+    timeline (``block_spans``, ``gap_events``, ``backlog`` as there), extended to sessions
+    that reach outside the grid (a patient's marks with no data).
+    """
+    if not spans:
+        return []
+    lo, hi = min(s.start_ns for s in spans), max(s.end_ns for s in spans)
+    empty = len(grid) == 0
+    gaps = grid_gaps(
+        grid,
+        block_spans=block_spans,
+        gap_events=gap_events,
+        backlog=backlog,
+        from_ns=lo if empty or lo < grid.t0_ns else None,
+        until_ns=hi if empty or hi > grid.end_ns else None,
+    )
     return [
-        summarise_session(grid, start_ns=s.start_ns, end_ns=s.end_ns, activity=s.activity, personal_peak_mg=personal_peak_mg)
+        summarise_session(
+            grid,
+            start_ns=s.start_ns,
+            end_ns=s.end_ns,
+            activity=s.activity,
+            personal_peak_mg=personal_peak_mg,
+            source=s.source,
+            borg=s.borg,
+            note=s.note,
+            gaps=gaps,
+        )
         for s in spans
     ]

@@ -182,6 +182,15 @@ class IngestResponse(BaseModel):
     events: list[EventAck]
 
 
+class GapRead(BaseModel):
+    """A gap of a day or session (analysis.pipeline.gap_dicts)."""
+
+    start: str
+    end: str
+    cause: str
+    duration_s: float
+
+
 class DayRead(BaseModel):
     """One calendar day in the patient's time zone (analysis.pipeline.summarise_days)."""
 
@@ -196,6 +205,7 @@ class DayRead(BaseModel):
     vigorous_min: float
     mean_enmo_mg: float | None
     cutpoints: Any
+    gaps: list[GapRead]
 
 
 class Health(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from analysis.calibration import calibrate
 from analysis.effort import grid_personal_peak_mg, recording_summary, second_grid
+from analysis.gaps import Gap
 from analysis.intensity import DEFAULT_CUTPOINTS
 from analysis.pipeline import epoch_table, summarise_days
 from analysis.read_npy import release_pages
@@ -65,6 +66,36 @@ def calibration_report(blocks: list[SampleBlock]) -> dict[str, Any]:
     return {"applied": False, "note": _NOT_APPLIED, **result.to_dict()}
 
 
+def capture_connect_times(path: Path) -> list[int]:
+    """Host UTC ns of the capture's ``connect`` events (the capture is already validated)."""
+    from collector.capture import iter_lines
+
+    times = []
+    for _, line in iter_lines(path):
+        if '"connect"' in line:
+            event = json.loads(line)
+            if event.get("kind") == "connect":
+                times.append(int(event["t_ns"]))
+    return times
+
+
+def capture_gap_events(blocks: list[SampleBlock], connect_ns: list[int]) -> list[Gap]:
+    """The gap events a live collector reports for a capture's blocks: the space between
+    blocks nearest a reconnect (host time; a decoder may date the first samples of a frame
+    before its arrival) is ``ble_disconnect``, as `collector.reconnect` reports link gaps;
+    any other space between consecutive blocks is a drop the decoder found in the frames,
+    ``device_drop`` (the assembler only cuts there)."""
+    bs = sorted(blocks, key=lambda b: b.t0_ns)
+    spaces = [(bs[k - 1].end_ns, bs[k].t0_ns) for k in range(1, len(bs)) if bs[k].t0_ns > bs[k - 1].end_ns]
+    reconnects = set()
+    for c in connect_ns:
+        if spaces and bs[0].t0_ns < c:  # the first connection's connect is no reconnect
+            reconnects.add(min(range(len(spaces)), key=lambda k: max(spaces[k][0] - c, c - spaces[k][1], 0)))
+    return [
+        Gap(a, b, "ble_disconnect" if k in reconnects else "device_drop") for k, (a, b) in enumerate(spaces)
+    ]
+
+
 def build_report(
     path: Path,
     blocks: list[SampleBlock],
@@ -82,6 +113,10 @@ def build_report(
         ValueError: a bad time zone or cut-point set (the caller reports it in one line).
     """
     cp = cutpoints or DEFAULT_CUTPOINTS
+    block_spans = [(b.t0_ns, b.end_ns, b.fs_hz) for b in blocks]
+    gap_events: list[Gap] = []
+    if info.get("format") == "otmon-capture":
+        gap_events = capture_gap_events(blocks, capture_connect_times(path))
     progress.step("epochs")
     seconds: SecondEnmo | None = None
     if len(blocks) == 1:
@@ -90,7 +125,7 @@ def build_report(
         epochs, seconds = stream_block(blocks[0])
     else:
         epochs = epoch_table(blocks)
-    days = summarise_days(epochs, tz=tz, cutpoints=cp)
+    days = summarise_days(epochs, tz=tz, cutpoints=cp, block_spans=block_spans, gap_events=gap_events)
     progress.step("calibration")
     calibration = calibration_report(blocks)
     progress.step("sessions")
@@ -98,7 +133,9 @@ def build_report(
         seconds = enmo_by_second(blocks)
     grid = second_grid(seconds, class_epochs=epochs, cutpoints=cp)
     spans = [whole_recording_session(grid, activity)] if whole_file else detect_sessions(grid)
-    sessions = summarise_sessions(grid, spans, personal_peak_mg=grid_personal_peak_mg(grid))
+    sessions = summarise_sessions(
+        grid, spans, personal_peak_mg=grid_personal_peak_mg(grid), block_spans=block_spans, gap_events=gap_events
+    )
     add_fatigue(blocks, grid, spans, sessions)  # issue 6: sessions[i]["fatigue"]
     recording = {"file": str(path), **info, **recording_summary(blocks)}
     return {"recording": recording, "calibration": calibration, "days": days, "sessions": sessions}, epochs

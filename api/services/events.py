@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analysis.gaps import Gap
 from api.errors import Conflict
-from api.models import Device, DeviceEvent, DeviceStatusRow
+from api.models import Device, DeviceEvent, DeviceStatusRow, SampleBlockRow
 from api.schemas import EventAck, EventIn, GapEventIn, StatusIn
 
 # Columns of device_events; every other field of an event goes to its `fields` JSON.
@@ -76,18 +77,78 @@ def store_events(db: Session, *, device: Device, events: list[EventIn]) -> tuple
     return [EventAck(id=e.id) for e in events], new
 
 
-def store_status(db: Session, *, device: Device, status: StatusIn) -> None:
-    """Keep the device's status with the latest ``at_ns`` (an older report is ignored; flushed)."""
+def _backlog_span(row: DeviceStatusRow | None) -> tuple[int, int] | None:
+    """Decoded but not uploaded: from the oldest unsent block to the last decoded sample (or
+    the report's time when the collector did not say), while it reports a backlog."""
+    if row is None or row.backlog_oldest_t0_ns is None:
+        return None
+    if not (row.backlog_blocks or row.backlog_samples):
+        return None
+    end = row.decoded_until_ns if row.decoded_until_ns is not None else row.at_ns
+    return (row.backlog_oldest_t0_ns, end) if end > row.backlog_oldest_t0_ns else None
+
+
+def store_status(db: Session, *, device: Device, status: StatusIn) -> bool:
+    """Keep the device's status with the latest ``at_ns`` (an older report is ignored; flushed).
+
+    Returns whether its backlog span changed (the ``not_uploaded`` gaps of sessions with it).
+    """
     row = db.get(DeviceStatusRow, device.id)
+    before = _backlog_span(row)
     values = status.model_dump()
     if row is None:
-        db.add(DeviceStatusRow(device_id=device.id, **values))
+        row = DeviceStatusRow(device_id=device.id, **values)
+        db.add(row)
     elif status.at_ns >= row.at_ns:
         for key, value in values.items():
             setattr(row, key, value)
     db.flush()
+    return _backlog_span(row) != before
 
 
 def latest_status(db: Session, *, device_id: int) -> DeviceStatusRow | None:
     """The device's latest reported status, or None when it never reported one."""
     return db.get(DeviceStatusRow, device_id)
+
+
+def block_spans(db: Session, *, device_ids: list[int]) -> list[tuple[int, int, float]]:
+    """(t0_ns, end_ns, fs_hz) of every stored block of the devices (no sample data read)."""
+    if not device_ids:
+        return []
+    rows = db.execute(
+        select(SampleBlockRow.t0_ns, SampleBlockRow.end_ns, SampleBlockRow.fs_hz).where(
+            SampleBlockRow.device_id.in_(device_ids)
+        )
+    ).all()
+    return [(int(a), int(b), float(f)) for a, b, f in rows]
+
+
+def gap_events(db: Session, *, device_ids: list[int]) -> list[Gap]:
+    """The gap events the devices' collectors reported, in time order."""
+    if not device_ids:
+        return []
+    rows = db.execute(
+        select(DeviceEvent.start_ns, DeviceEvent.end_ns, DeviceEvent.fields)
+        .where(DeviceEvent.device_id.in_(device_ids), DeviceEvent.kind == "gap")
+        .order_by(DeviceEvent.start_ns, DeviceEvent.id)
+    ).all()
+    return [Gap(int(a), int(b), str(f["cause"])) for a, b, f in rows]
+
+
+def backlog_spans(db: Session, *, device_ids: list[int]) -> list[tuple[int, int]]:
+    """Per device, the span its latest status reports as decoded but not uploaded."""
+    spans = [_backlog_span(db.get(DeviceStatusRow, d)) for d in device_ids]
+    return [s for s in spans if s is not None]
+
+
+def task_marks(db: Session, *, device_ids: list[int]) -> list[DeviceEvent]:
+    """The task_start/task_stop events of the devices, in time order (ties by arrival)."""
+    if not device_ids:
+        return []
+    return list(
+        db.scalars(
+            select(DeviceEvent)
+            .where(DeviceEvent.device_id.in_(device_ids), DeviceEvent.kind.in_(("task_start", "task_stop")))
+            .order_by(DeviceEvent.at_ns, DeviceEvent.id)
+        )
+    )

@@ -233,9 +233,10 @@ def store(
         for start_ns, end_ns in _contiguous(sorted((b.t0_ns, b.end_ns) for b in new)):
             grid.mark_dirty(db, patient_id=device.patient_id, start_ns=start_ns, end_ns=end_ns)
     event_acks, new_events = events.store_events(db, device=device, events=request.events)
-    if request.status is not None:
-        events.store_status(db, device=device, status=request.status)
-    if new or new_events:
+    backlog_changed = request.status is not None and events.store_status(
+        db, device=device, status=request.status
+    )
+    if new or new_events or backlog_changed:
         sessions.invalidate(db, patient_id=device.patient_id)
 
     acks = [

@@ -22,11 +22,11 @@ from analysis.effort import iso_utc
 from analysis.intensity import DEFAULT_CUTPOINTS, get_cutpoints
 from analysis.samples import NS_PER_S
 from analysis.seconds import SecondGrid, grid_personal_peak_mg
-from analysis.sessions import SessionSpan, detect_sessions, summarise_sessions
+from analysis.sessions import SessionSpan, detect_sessions, patient_sessions, summarise_sessions
 from api.errors import Conflict, Invalid
-from api.models import LabelledSessionRow, Patient, SessionCacheState, SessionRow, User
+from api.models import Device, LabelledSessionRow, Patient, SessionCacheState, SessionRow, User
 from api.schemas import INT64_MAX
-from api.services import fatigue, grid
+from api.services import events, fatigue, grid
 
 
 def time_ns(value: datetime, name: str) -> int:
@@ -63,32 +63,53 @@ def _empty_grid(t0_ns: int) -> SecondGrid:
     return SecondGrid(t0_ns, z, np.empty(0, np.int64), z, np.empty(0, bool), np.empty(0, np.int8), np.empty(0, bool), 0.0, cp)
 
 
-def compute(db: Session, *, patient: Patient) -> list[tuple[SessionSpan, bool, dict[str, Any]]]:
-    """Every session of the patient (labelled ones replace the detected ones they overlap)."""
-    labels = [
-        SessionSpan(r.start_ns, r.end_ns, r.activity)
+def _overlaps(a: SessionSpan, others: list[SessionSpan]) -> bool:
+    return any(a.start_ns < b.end_ns and b.start_ns < a.end_ns for b in others)
+
+
+def labels(db: Session, *, patient: Patient, device_ids: list[int]) -> list[SessionSpan]:
+    """Labelled sessions: the therapist's, and the patient's task marks that overlap none of
+    them (a therapist label wins), in time order."""
+    therapist = [
+        SessionSpan(r.start_ns, r.end_ns, r.activity, "therapist")
         for r in db.scalars(
             select(LabelledSessionRow).where(LabelledSessionRow.patient_id == patient.id).order_by(LabelledSessionRow.start_ns)
         )
     ]
+    marks = [
+        {"kind": e.kind, "at_ns": e.at_ns, **e.fields} for e in events.task_marks(db, device_ids=device_ids)
+    ]
+    patient_marked = [s for s in patient_sessions(marks) if not _overlaps(s, therapist)]
+    return sorted(therapist + patient_marked, key=lambda s: s.start_ns)
+
+
+def compute(db: Session, *, patient: Patient) -> list[tuple[SessionSpan, bool, dict[str, Any]]]:
+    """Every session of the patient (labelled ones replace the detected ones they overlap)."""
+    device_ids = list(db.scalars(select(Device.id).where(Device.patient_id == patient.id)))
+    labelled = labels(db, patient=patient, device_ids=device_ids)
     grid.rebuild_dirty(db, patient_id=patient.id)
     stored = grid.load(db, patient_id=patient.id)
     peak: float | None = None
     detected: list[SessionSpan] = []
     if stored is not None:
         peak = grid_personal_peak_mg(stored)
-        detected = [
-            d for d in detect_sessions(stored) if not any(d.start_ns < lab.end_ns and lab.start_ns < d.end_ns for lab in labels)
-        ]
-    elif labels:
-        stored = _empty_grid(labels[0].start_ns)
+        detected = [d for d in detect_sessions(stored) if not _overlaps(d, labelled)]
+    elif labelled:
+        stored = _empty_grid(labelled[0].start_ns)
     else:
         return []
-    spans = sorted([(s, False) for s in detected] + [(s, True) for s in labels], key=lambda p: p[0].start_ns)
-    summaries = summarise_sessions(stored, [s for s, _ in spans], personal_peak_mg=peak)
+    spans = sorted([(s, False) for s in detected] + [(s, True) for s in labelled], key=lambda p: p[0].start_ns)
+    summaries = summarise_sessions(
+        stored,
+        [s for s, _ in spans],
+        personal_peak_mg=peak,
+        block_spans=events.block_spans(db, device_ids=device_ids),
+        gap_events=events.gap_events(db, device_ids=device_ids),
+        backlog=events.backlog_spans(db, device_ids=device_ids),
+    )
     # Fatigue from the stored windows (issue 6, api.services.fatigue), as `otmon analyze`.
     fatigue.add_to_sessions(db, patient_id=patient.id, grid=stored, sessions=list(zip([s for s, _ in spans], summaries, strict=True)))
-    return [(s, labelled, summary) for (s, labelled), summary in zip(spans, summaries, strict=True)]
+    return [(s, is_label, summary) for (s, is_label), summary in zip(spans, summaries, strict=True)]
 
 
 def list_sessions(db: Session, *, patient: Patient, from_ns: int | None, to_ns: int | None) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ def test_worked_example() -> None:
     period = S // 50
     blocks = [
         (T0, T0 + 10 * S, 50.0),
-        (T0 + 10 * S + period // 2, T0 + 20 * S, 50.0),  # half a period late: jitter, no gap
+        (T0 + 10 * S + period // 3, T0 + 20 * S, 50.0),  # a third of a period late: jitter, no gap
         (T0 + 30 * S, T0 + 40 * S, 50.0),  # 10 s missing, explained by a BLE drop
         (T0 + 45 * S, T0 + 50 * S, 50.0),  # 5 s missing, nothing explains it
         (T0 + 60 * S, T0 + 70 * S, 50.0),  # 10 s missing: frames dropped, then not uploaded
@@ -87,7 +87,7 @@ def test_flag_spans_joins_touching_slots() -> None:
         ({"events": [(T0, T0 + S, "ble_disconnect")]}, "events[0]"),
         ({"nonwear": [(T0 + S, T0)]}, "nonwear[0]"),
         ({"backlog": (T0 + S, T0)}, "backlog"),
-        ({"fs_tolerance_periods": -1.0}, "fs_tolerance_periods"),
+        ({"fs_tolerance_periods": 0.5}, "fs_tolerance_periods"),
     ],
 )
 def test_bad_input_names_the_parameter(kwargs: dict, word: str) -> None:
@@ -102,6 +102,26 @@ def test_gap_rejects_unknown_cause_and_empty_span() -> None:
         Gap(0, 1, "lunch")
     with pytest.raises(ValueError, match="end_ns"):
         Gap(1, 1, "unknown")
+
+
+def test_jitter_slivers_beside_a_reported_gap_take_its_cause() -> None:
+    period = S // 50
+    blocks = [(T0, T0 + 10 * S, 50.0), (T0 + 20 * S, T0 + 30 * S, 50.0), (T0 + 40 * S, T0 + 50 * S, 50.0)]
+    events = [
+        Gap(T0 + 10 * S + period // 3, T0 + 20 * S - period // 4, "ble_disconnect"),  # predicted ends
+        Gap(T0 + 30 * S + 2 * period, T0 + 40 * S, "device_drop"),  # 2 periods late: a real hole
+    ]
+    gaps = classify_gaps(blocks, events=events, nonwear=[])
+    assert gaps == [
+        Gap(T0 + 10 * S, T0 + 20 * S, "ble_disconnect"),
+        Gap(T0 + 30 * S, T0 + 30 * S + 2 * period, "unknown"),
+        Gap(T0 + 30 * S + 2 * period, T0 + 40 * S, "device_drop"),
+    ]
+    # Without a reported neighbour a short stretch stays unknown (only between-block jitter
+    # below the tolerance is no gap at all).
+    lone = classify_gaps([(T0, T0 + S, 50.0), (T0 + S + period, T0 + 2 * S, 50.0)], events=[], nonwear=[])
+    assert lone == [Gap(T0 + S, T0 + S + period, "unknown")]  # one lost sample is a gap
+    assert classify_gaps([(T0, T0 + S, 50.0), (T0 + S + period // 2 - 1, T0 + 2 * S, 50.0)], events=[], nonwear=[]) == []
 
 
 def test_clip_gaps() -> None:
@@ -120,7 +140,9 @@ spans_st = st.lists(
 
 @st.composite
 def timelines(draw: st.DrawFn) -> dict:
-    blocks = [(a, b, draw(st.sampled_from([1.0, 12.5, 50.0]))) for a, b in draw(spans_st)]
+    # Rates whose jitter tolerance (half a period) is below UNIT: every space between blocks is a gap, and
+    # no unknown piece is a jitter sliver (those are tested in test_jitter_slivers_*).
+    blocks = [(a, b, draw(st.sampled_from([25.0, 50.0, 100.0]))) for a, b in draw(spans_st)]
     events = [Gap(a, b, draw(st.sampled_from(REPORTED_CAUSES))) for a, b in draw(spans_st)]
     return {"blocks": blocks, "events": events, "nonwear": draw(spans_st), "backlog": draw(spans_st)}
 

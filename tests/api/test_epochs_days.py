@@ -121,6 +121,9 @@ def test_days_for_still_then_moving_recording(client: ApiClient, db: Session, ap
             "vigorous_min": 0.0,
             "mean_enmo_mg": round(enmo, 2),
             "cutpoints": "hildebrand2014_wrist_actigraph",
+            # The still hour was recorded but not worn; nothing is missing.
+            "gaps": [{"start": "2024-03-01T10:00:00Z", "end": "2024-03-01T11:00:00Z", "cause": "non_wear",
+                      "duration_s": 3600.0}],
         }
     ]
 

@@ -133,7 +133,8 @@ def _label_reference(start: str, end: str, activity: str) -> dict[str, Any]:
 
     (span,) = labelled_sessions([{"start": start, "end": end, "activity": activity}])
     summary = summarise_session(
-        grid, start_ns=span.start_ns, end_ns=span.end_ns, activity=activity, personal_peak_mg=grid_personal_peak_mg(grid)
+        grid, start_ns=span.start_ns, end_ns=span.end_ns, activity=activity, personal_peak_mg=grid_personal_peak_mg(grid),
+        source=span.source,
     )
     add_fatigue(blocks, grid, [span], [summary])  # issue 6: the session's `fatigue`, as otmon analyze
     return summary

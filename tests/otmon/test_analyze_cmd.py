@@ -20,6 +20,7 @@ SESSION_KEYS = {
     "start", "end", "activity", "duration_s", "active_s", "rest_breaks", "pauses", "work_to_rest",
     "longest_active_s", "time_to_first_break_s", "mean_enmo_mg", "peak_enmo_mg", "personal_peak_mg",
     "pct_personal_peak", "minutes_by_class", "cutpoints", "mvpa_bouts", "met", "completeness",
+    "source", "borg", "note", "gaps",
     "fatigue",
 }  # fmt: skip
 # 6 min still, 10 min arm movement (1.5 Hz, 0.5 g) in three 200-s parts with two 45-s rests, 6 min still.
