@@ -72,6 +72,18 @@ class DeviceRead(BaseModel):
     name: str
 
 
+class DeviceStatusRead(DeviceRead):
+    """A device with its collector's latest reported status (all null when never reported)."""
+
+    last_seen: str | None = Field(description="ISO-8601 UTC time of the latest status report.")
+    link: str | None = Field(description="connected, connecting or disconnected.")
+    battery_pct: int | None
+    backlog_blocks: int | None = Field(description="Blocks decoded but not uploaded yet.")
+    backlog_samples: int | None
+    backlog_oldest: str | None = Field(description="ISO-8601 UTC start of the oldest block not uploaded.")
+    decoded_until: str | None = Field(description="ISO-8601 UTC end of the last decoded sample.")
+
+
 class DeviceCreated(DeviceRead):
     token: str = Field(description="Device bearer token; shown only in this response.")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 
 from api.deps import CurrentTherapist, DbSession, PatientId
-from api.models import Device
-from api.schemas import DeviceCreate, DeviceCreated, DeviceRead
+from api.schemas import DeviceCreate, DeviceCreated, DeviceStatusRead
 from api.services import devices, patients
 
 router = APIRouter(prefix="/patients/{patient_id}/devices", tags=["devices"])
@@ -26,11 +27,12 @@ def create_device(
     )
 
 
-@router.get("", response_model=list[DeviceRead])
-def list_devices(patient_id: PatientId, db: DbSession, therapist: CurrentTherapist) -> list[Device]:
-    """The devices of one of the caller's patients (without tokens)."""
+@router.get("", response_model=list[DeviceStatusRead])
+def list_devices(patient_id: PatientId, db: DbSession, therapist: CurrentTherapist) -> list[dict[str, Any]]:
+    """The devices of one of the caller's patients (without tokens), with their collector's
+    latest status: last seen, link, battery, backlog (null when never reported)."""
     patient = patients.get(db, patient_id=patient_id, therapist=therapist)
-    found = devices.list_(db, patient=patient)
+    found = devices.with_status(db, devices=devices.list_(db, patient=patient))
     patients.audit(db, user=therapist, patient_ids=[patient.id], action="list_devices")
     db.commit()
     return found
