@@ -201,3 +201,110 @@ def test_cause_of_every_instant(tl: dict, probes_tenths: list[int]) -> None:
             else:
                 expected = ["unknown"]
         assert found == expected, (t, found, expected)
+
+
+# --- days and sessions ---------------------------------------------------------------------
+def _blocks(spans_s: list[tuple[int, int]], fs_hz: float = 10.0, t0_ns: int = T0) -> list:
+    from analysis.samples import SampleBlock
+
+    rng = np.random.default_rng(1)
+    out = []
+    for a, b in spans_s:
+        n = int((b - a) * fs_hz)
+        accel = (rng.normal(0, 0.3, (n, 3)) + [0, 0, 1]).astype(np.float32)
+        out.append(SampleBlock(t0_ns + a * S, fs_hz, accel))
+    return out
+
+
+def test_day_gaps_are_clipped_at_local_midnight_across_dst() -> None:
+    from analysis.pipeline import epoch_table, summarise_days
+
+    # Berlin leaves DST on 2023-10-29 (03:00 CEST -> 02:00 CET): that day lasts 25 h.
+    start = 1_698_444_000 * S  # 2023-10-28 00:00 CEST = 2023-10-27 22:00 UTC
+    blocks = _blocks([(22 * 3600, 23 * 3600), (48 * 3600, 49 * 3600)], t0_ns=start)
+    events = [Gap(start + 23 * 3600 * S, start + 48 * 3600 * S, "collector_down")]
+    days = summarise_days(epoch_table(blocks), tz="Europe/Berlin",
+                          block_spans=[(b.t0_ns, b.end_ns, b.fs_hz) for b in blocks], gap_events=events)
+    # Data 22:00-23:00 CEST on the 28th and 23:00-24:00 CET on the 29th; the collector was down between.
+    assert [d["date"] for d in days] == ["2023-10-28", "2023-10-29"]
+    assert days[0]["gaps"] == [{"start": "2023-10-28T21:00:00Z", "end": "2023-10-28T22:00:00Z",
+                                "cause": "collector_down", "duration_s": 3600.0}]
+    # The 29th runs 22:00 UTC to 23:00 UTC next day (25 h): 24 h down, then 1 h of data.
+    assert days[1]["gaps"] == [{"start": "2023-10-28T22:00:00Z", "end": "2023-10-29T22:00:00Z",
+                                "cause": "collector_down", "duration_s": 86400.0}]
+    assert [d["samples"] for d in days] == [36_000, 36_000]
+
+
+def test_days_without_block_spans_use_the_epochs() -> None:
+    from analysis.pipeline import epoch_table, summarise_days
+
+    blocks = _blocks([(0, 600), (900, 1200)])
+    exact = summarise_days(epoch_table(blocks), tz="UTC", block_spans=[(b.t0_ns, b.end_ns, b.fs_hz) for b in blocks])
+    coarse = summarise_days(epoch_table(blocks), tz="UTC")
+    assert exact[0]["gaps"] == coarse[0]["gaps"] == [
+        {"start": "2024-03-01T10:10:00Z", "end": "2024-03-01T10:15:00Z", "cause": "unknown", "duration_s": 300.0}
+    ]
+
+
+def test_session_objects_carry_source_marks_and_gaps() -> None:
+    from analysis.effort import second_grid
+    from analysis.pipeline import epoch_table
+    from analysis.seconds import enmo_by_second
+    from analysis.sessions import SessionSpan, summarise_sessions, whole_recording_session
+
+    blocks = _blocks([(0, 600), (900, 1200)])
+    grid = second_grid(enmo_by_second(blocks), class_epochs=epoch_table(blocks))
+    spans = [
+        SessionSpan(T0 - 60 * S, T0 + 660 * S, "cooking", "patient", 15, "felt dizzy"),
+        SessionSpan(T0 + 700 * S, T0 + 1000 * S, "ironing", "therapist"),
+        whole_recording_session(grid, "vacuuming"),
+    ]
+    events = [Gap(T0 + 600 * S, T0 + 900 * S, "ble_disconnect")]
+    a, b, whole = summarise_sessions(grid, spans, block_spans=[(x.t0_ns, x.end_ns, x.fs_hz) for x in blocks],
+                                     gap_events=events)
+    assert (a["source"], a["borg"], a["note"], b["source"], b["borg"]) == ("patient", 15, "felt dizzy", "therapist", None)
+    assert [(g["start"], g["end"], g["cause"]) for g in a["gaps"]] == [
+        ("2024-03-01T09:59:00Z", "2024-03-01T10:00:00Z", "unknown"),  # marked before any data
+        ("2024-03-01T10:10:00Z", "2024-03-01T10:11:00Z", "ble_disconnect"),
+    ]
+    assert b["gaps"] == [{"start": "2024-03-01T10:11:40Z", "end": "2024-03-01T10:15:00Z",
+                          "cause": "ble_disconnect", "duration_s": 200.0}]
+    assert whole["source"] == "therapist" and [g["duration_s"] for g in whole["gaps"]] == [300.0]
+    assert list(a)[:7] == ["start", "end", "activity", "source", "borg", "note", "duration_s"]
+    assert list(a)[-2:] == ["completeness", "gaps"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"source": "nurse"}, "source"), ({"borg": 5}, "borg"), ({"borg": 21}, "borg"), ({"borg": True}, "borg"),
+     ({"borg": 12.0}, "borg"), ({"note": 3}, "note")],
+)
+def test_session_span_rejects_bad_marks(kwargs: dict, word: str) -> None:
+    from analysis.sessions import SessionSpan
+
+    with pytest.raises(ValueError, match=word):
+        SessionSpan(T0, T0 + S, "x", **kwargs)
+
+
+def test_patient_sessions_pair_marks() -> None:
+    from analysis.sessions import SessionSpan, patient_sessions
+
+    def start(t: int, label: str) -> dict:
+        return {"kind": "task_start", "at_ns": T0 + t * S, "label": label}
+
+    def stop(t: int, borg: int | None = None, note: str | None = None) -> dict:
+        return {"kind": "task_stop", "at_ns": T0 + t * S, "borg": borg, "note": note}
+
+    marks = [stop(0), start(10, "cooking"), stop(70, 12, "ok"), start(80, "a"), start(90, "b"), stop(95),
+             start(100, "c"), stop(100), start(200, "open")]
+    assert patient_sessions(marks) == [
+        SessionSpan(T0 + 10 * S, T0 + 70 * S, "cooking", "patient", 12, "ok"),
+        SessionSpan(T0 + 80 * S, T0 + 90 * S, "a", "patient"),
+        SessionSpan(T0 + 90 * S, T0 + 95 * S, "b", "patient"),
+    ]
+    with pytest.raises(ValueError, match="time order"):
+        patient_sessions([start(10, "x"), stop(5)])
+    with pytest.raises(ValueError, match="kind"):
+        patient_sessions([{"kind": "nap", "at_ns": T0}])
+    with pytest.raises(ValueError, match="at_ns"):
+        patient_sessions([{"kind": "task_start", "at_ns": "soon"}])
