@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -257,3 +259,39 @@ def test_large_event_batch(client: ApiClient, db: Session, setup: dict[str, Any]
     assert r.status_code == 200 and len(r.json()["events"]) == 1200
     r2 = client.post(URL, headers=setup["headers"], json={"events": evs[::-1]})
     assert r2.status_code == 200 and len(snapshot(db)["events"]) == 1202
+
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 2**64), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=70), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_keys = st.sampled_from(["id", "kind", "stream", "start_ns", "end_ns", "cause", "at_ns", "label", "borg", "note",
+                         "source", "link", "battery_pct", "backlog_blocks", "extra"])
+
+
+@st.composite
+def _event_like(draw: st.DrawFn) -> dict[str, Any]:
+    base = draw(st.sampled_from([gap(T0_NS, T0_NS + S), start(T0_NS), stop(T0_NS + S)]))
+    base = dict(base, id=eid())
+    for key in draw(st.lists(_keys, max_size=3)):
+        if draw(st.booleans()):
+            base.pop(key, None)
+        else:
+            base[key] = draw(_values)
+    return base
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.fixed_dictionaries({"events": st.lists(_event_like(), min_size=1, max_size=3)}),
+    st.fixed_dictionaries({"status": st.dictionaries(_keys, _values, max_size=6)}),
+    st.dictionaries(st.sampled_from(["blocks", "events", "status"]), _values, min_size=1, max_size=3),
+))
+def test_any_body_is_answered_without_a_server_error(
+    client: ApiClient, db: Session, setup: dict[str, Any], body: dict[str, Any]
+) -> None:
+    before = snapshot(db)
+    r = client.post(URL, headers=setup["headers"], json=body)
+    assert r.status_code in (200, 409, 422), r.text
+    if r.status_code != 200:
+        assert r.json()["detail"] and snapshot(db) == before
