@@ -45,9 +45,9 @@ STEP_NS = 30 * NS_PER_S
 WINDOW_NS = 60 * NS_PER_S
 PAD_BEFORE_NS = 15 * NS_PER_S
 PAD_AFTER_NS = 75 * NS_PER_S
-# Window starts per computed region: 2 h (at 100 Hz 720 000 samples x 3 x 8 B = 17 MB of
-# float64), so memory does not grow with the length of a session or an upload.
-MAX_REGION_STARTS = 240
+# Samples per computed region: 2 h at 100 Hz (720 000 x 3 x 8 B = 17 MB of float64), so memory
+# grows neither with the length of a session or an upload nor with the sampling rate.
+MAX_REGION_SAMPLES = 720_000
 
 
 def touched_starts(t0_ns: int, end_ns: int) -> tuple[int, int]:
@@ -113,12 +113,14 @@ def windows_for_starts(
     """The windows starting in ``[first_start_ns, last_start_ns]`` that hold samples.
 
     ``blocks`` must include every block with samples in `region` of the range (more do no
-    harm), in time order. Long ranges are computed `MAX_REGION_STARTS` windows at a time
+    harm), in time order. Long ranges are computed about `MAX_REGION_SAMPLES` samples at a time
     (exact, as windows are local), so memory does not grow with the range.
     """
+    fs_max = max((float(b.fs_hz) for b in blocks if b.n_samples), default=1.0)
+    per_region = max(1, int(MAX_REGION_SAMPLES / (fs_max * STEP_NS / NS_PER_S)))
     parts = []
-    for first in range(first_start_ns, last_start_ns + 1, MAX_REGION_STARTS * STEP_NS):
-        last = min(last_start_ns, first + (MAX_REGION_STARTS - 1) * STEP_NS)
+    for first in range(first_start_ns, last_start_ns + 1, per_region * STEP_NS):
+        last = min(last_start_ns, first + (per_region - 1) * STEP_NS)
         parts.append(_windows_for_region(blocks, first, last))
     if len(parts) == 1:
         return parts[0]

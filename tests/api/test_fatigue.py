@@ -60,8 +60,13 @@ def _setup(db: Session, app: FastAPI) -> tuple[Any, int, dict[str, str]]:
     return t, patient.id, headers
 
 
-def _ingest(client: ApiClient, headers: dict[str, str], blocks: list[SampleBlock], first_seq: int = 0) -> None:
-    payload = [block_json(b.accel_g, seq=first_seq + i, t0_ns=b.t0_ns, fs_hz=b.fs_hz) for i, b in enumerate(blocks)]
+def _ingest(
+    client: ApiClient, headers: dict[str, str], blocks: list[SampleBlock], first_seq: int = 0
+) -> None:
+    payload = [
+        block_json(b.accel_g, seq=first_seq + i, t0_ns=b.t0_ns, fs_hz=b.fs_hz)
+        for i, b in enumerate(blocks)
+    ]
     r = client.post(INGEST, headers=headers, json={"blocks": payload})
     assert r.status_code == 200, r.text
 
@@ -83,27 +88,37 @@ def _iso(ns: int) -> str:
     return np.datetime_as_string(np.datetime64(ns, "ns"), unit="s") + "Z"
 
 
-def test_stored_windows_equal_one_pass_in_any_upload_order(client: ApiClient, db: Session, app: FastAPI) -> None:
+def test_stored_windows_equal_one_pass_in_any_upload_order(
+    client: ApiClient, db: Session, app: FastAPI
+) -> None:
     _t, _pid, headers = _setup(db, app)
     blocks = list(capture_blocks())
-    payload = [block_json(b.accel_g, seq=i, t0_ns=b.t0_ns, fs_hz=b.fs_hz) for i, b in enumerate(blocks)]
+    payload = [
+        block_json(b.accel_g, seq=i, t0_ns=b.t0_ns, fs_hz=b.fs_hz) for i, b in enumerate(blocks)
+    ]
     order = np.random.default_rng(3).permutation(len(payload))
     for k in range(0, len(order), 7):
-        r = client.post(INGEST, headers=headers, json={"blocks": [payload[j] for j in order[k : k + 7]]})
+        r = client.post(
+            INGEST, headers=headers, json={"blocks": [payload[j] for j in order[k : k + 7]]}
+        )
         assert r.status_code == 200, r.text
     db.expire_all()
     device_ids = list(db.scalars(select(Device.id)))
     first, last = fatigue_windows.touched_starts(blocks[0].t0_ns, blocks[-1].end_ns)
     stored = fatigue_service.load(db, device_ids=device_ids, start_ns=first, end_ns=last + 1)
     ref = fatigue_windows.windows_for_starts(blocks, first_start_ns=first, last_start_ns=last)
-    assert len(ref.windows) == 122 and len(stored) == len(ref.windows)  # 1 h: every 30 s, with samples
+    assert len(ref.windows) == 122 and len(stored) == len(
+        ref.windows
+    )  # 1 h: every 30 s, with samples
     assert np.array_equal(stored.start_ns, ref.windows.start_ns)
     assert fatigue_windows.encode(stored) == fatigue_windows.encode(ref.windows)  # bit for bit
     rows = db.scalars(select(FatigueWindowRow.n_samples).order_by(FatigueWindowRow.start_ns)).all()
     assert list(rows) == ref.n_samples.tolist() and max(rows) == 3000  # 60 s at 50 Hz
 
 
-def test_points_trend_and_alert_of_a_tiring_task(client: ApiClient, db: Session, app: FastAPI) -> None:
+def test_points_trend_and_alert_of_a_tiring_task(
+    client: ApiClient, db: Session, app: FastAPI
+) -> None:
     t, pid = _tired_patient(client, db, app)
     sessions = client.get(f"/api/v1/patients/{pid}/sessions", headers=t.headers).json()
     assert [s["activity"] for s in sessions] == [TASK] * 6
@@ -123,9 +138,18 @@ def test_points_trend_and_alert_of_a_tiring_task(client: ApiClient, db: Session,
     # Theil–Sen over 15 days of a step up of ~0.7: ~0.36 per week, Kendall τ 0.6 (n = 6).
     assert trend["n"] == 6 and trend["slope_per_week"] > 0.2 and trend["tau"] >= 0.6
     # Another activity has no sessions; all sessions when no activity is given.
-    other = client.get(f"/api/v1/patients/{pid}/fatigue", headers=t.headers, params={"activity": "dressing"}).json()
-    assert other["points"] == [] and other["trend"]["n"] == 0 and other["trend"]["slope_per_week"] is None
-    assert client.get(f"/api/v1/patients/{pid}/fatigue", headers=t.headers).json()["points"] == body["points"]
+    other = client.get(
+        f"/api/v1/patients/{pid}/fatigue", headers=t.headers, params={"activity": "dressing"}
+    ).json()
+    assert (
+        other["points"] == []
+        and other["trend"]["n"] == 0
+        and other["trend"]["slope_per_week"] is None
+    )
+    assert (
+        client.get(f"/api/v1/patients/{pid}/fatigue", headers=t.headers).json()["points"]
+        == body["points"]
+    )
 
     r = client.get(f"/api/v1/patients/{pid}/alerts", headers=t.headers)
     assert r.status_code == 200, r.text
@@ -136,7 +160,9 @@ def test_points_trend_and_alert_of_a_tiring_task(client: ApiClient, db: Session,
     assert (a["k"], a["n"], a["above"], a["considered"]) == (3, 5, 3, 5)
     assert "3 of the last 5" in a["reason"] and TASK in a["reason"]
     # A looser rule is raised earlier, at session 5.
-    (early,) = client.get(f"/api/v1/patients/{pid}/alerts", headers=t.headers, params={"k": 2, "n": 3}).json()
+    (early,) = client.get(
+        f"/api/v1/patients/{pid}/alerts", headers=t.headers, params={"k": 2, "n": 3}
+    ).json()
     assert early["raised_at"] == sessions[4]["start"] and len(early["sessions"]) == 2
     actions = [action for _, action in audit_rows(db, pid)]
     assert actions.count("read_fatigue") == 3 and actions.count("read_alerts") == 2
@@ -151,12 +177,22 @@ def test_access_and_bad_queries(client: ApiClient, db: Session, app: FastAPI) ->
         assert empty.status_code == 200, empty.text
         assert client.get(url).status_code == 401
         assert client.get(url, headers=other.headers).status_code == 404
-        assert client.get(f"/api/v1/patients/{pid + 1000}/{path}", headers=t.headers).status_code == 404
+        assert (
+            client.get(f"/api/v1/patients/{pid + 1000}/{path}", headers=t.headers).status_code
+            == 404
+        )
         assert client.get(f"/api/v1/patients/0/{path}", headers=t.headers).status_code == 422
     assert client.get(f"/api/v1/patients/{pid}/fatigue", headers=t.headers).json() == {
         "activity": None,
         "points": [],
-        "trend": {"slope_per_week": None, "slope_ci95": None, "intercept": None, "tau": None, "p": None, "n": 0},
+        "trend": {
+            "slope_per_week": None,
+            "slope_ci95": None,
+            "intercept": None,
+            "tau": None,
+            "p": None,
+            "n": 0,
+        },
     }
     assert client.get(f"/api/v1/patients/{pid}/alerts", headers=t.headers).json() == []
     bad = [
@@ -170,13 +206,24 @@ def test_access_and_bad_queries(client: ApiClient, db: Session, app: FastAPI) ->
     for path, params in bad:
         r = client.get(f"/api/v1/patients/{pid}/{path}", headers=t.headers, params=params)
         assert r.status_code == 422, (path, params, r.text)
-    assert "k=4, n=3" in client.get(f"/api/v1/patients/{pid}/alerts", headers=t.headers, params={"k": 4, "n": 3}).text
+    assert (
+        "k=4, n=3"
+        in client.get(
+            f"/api/v1/patients/{pid}/alerts", headers=t.headers, params={"k": 4, "n": 3}
+        ).text
+    )
 
 
 @pytest.mark.parametrize("fs_hz", [10.0])
-def test_a_rate_too_slow_for_fatigue_stores_no_windows(client: ApiClient, db: Session, app: FastAPI, fs_hz: float) -> None:
+def test_a_rate_too_slow_for_fatigue_stores_no_windows(
+    client: ApiClient, db: Session, app: FastAPI, fs_hz: float
+) -> None:
     _t, _pid, headers = _setup(db, app)
     accel = np.tile([0.0, 0.0, 1.0], (600, 1)).astype(np.float32)
-    r = client.post(INGEST, headers=headers, json={"blocks": [block_json(accel, seq=0, t0_ns=T0_NS, fs_hz=fs_hz)]})
+    r = client.post(
+        INGEST,
+        headers=headers,
+        json={"blocks": [block_json(accel, seq=0, t0_ns=T0_NS, fs_hz=fs_hz)]},
+    )
     assert r.status_code == 200, r.text
     assert db.scalars(select(FatigueWindowRow)).all() == []
