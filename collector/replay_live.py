@@ -36,10 +36,10 @@ from numpy.typing import NDArray
 from collector import devices
 from collector.replay import ADVERTISE_EVERY_S, REPLAY_MTU, build_services
 
-# The delivery task sleeps at least this long (wall clock): at 120x and 30 Hz that is ~7
+# The delivery task sleeps at least this long (wall clock): at 120x and 30 Hz that is ~18
 # notifications per wake-up, like the bursts of a BLE connection event (timestamps are not
 # affected: each notification carries its own receive time) ...
-MIN_SLEEP_S = 0.002
+MIN_SLEEP_S = 0.005
 # ... and at most this long, so a scheduled link drop is noticed on time.
 MAX_SLEEP_S = 0.05
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import random
 import signal
@@ -34,6 +36,12 @@ CREATE TABLE journal_blocks (stream TEXT, seq INTEGER, t0_ns INTEGER, fs_hz REAL
 CREATE TRIGGER journal_blocks AFTER INSERT ON blocks BEGIN
   INSERT INTO journal_blocks VALUES (NEW.stream, NEW.seq, NEW.t0_ns, NEW.fs_hz, NEW.n_samples,
                                      NEW.data, NEW.stored_ns);
+END;
+CREATE TABLE journal_drafts (stream TEXT, t0_ns INTEGER, fs_hz REAL, n_samples INTEGER,
+                             stored_ns INTEGER);
+CREATE TRIGGER journal_drafts AFTER INSERT ON draft BEGIN
+  INSERT INTO journal_drafts VALUES (NEW.stream, NEW.t0_ns, NEW.fs_hz, NEW.n_samples,
+                                     NEW.stored_ns);
 END;
 CREATE TABLE journal_events (id TEXT, kind TEXT, body TEXT, created_ns INTEGER);
 CREATE TRIGGER journal_events AFTER INSERT ON events BEGIN
@@ -73,6 +81,17 @@ def journal(outbox: Path) -> list[tuple[str, int, int, float, int, bytes, int]]:
     """Every block the collector committed: (stream, seq, t0_ns, fs_hz, n, data, stored_ns)."""
     with sqlite3.connect(outbox) as db:
         return db.execute("SELECT * FROM journal_blocks ORDER BY stream, seq").fetchall()
+
+
+def commits(outbox: Path) -> list[tuple[int, int]]:
+    """(wall ns of the commit, UTC ns after its last sample) of every block and draft
+    committed, in commit order: how far the durable record reached, and when."""
+    with sqlite3.connect(outbox) as db:
+        rows = db.execute(
+            "SELECT stored_ns, t0_ns, fs_hz, n_samples FROM journal_blocks UNION ALL "
+            "SELECT stored_ns, t0_ns, fs_hz, n_samples FROM journal_drafts"
+        ).fetchall()
+    return sorted((int(s), int(t0 + round(n * 1e9 / fs))) for s, t0, fs, n in rows)
 
 
 def _server_seqs(database: Path) -> set[int]:
@@ -130,42 +149,55 @@ def run_chaos(
     argv = [str(timeline_path), str(origin), str(run.anchor_wall_ns), str(speed),
             proxy.url, token, str(outbox), str(joins)]  # fmt: skip
     collector = _Collector(argv, directory)
-    # Kill times: random, at least 1.2 s apart (a restart takes ~1 s), inside the stream.
+    # Kill times: random, at least 1.2 s apart (a restart takes ~1 s), inside the stream, and
+    # not from 300 s of recording before an out-of-range span to 60 s after it, so that a
+    # collector is connected when the wearable leaves (the link loss is then reported).
+    quiet = [((s - origin) / NS / speed - 300 / speed, (e - origin) / NS / speed + 60 / speed)
+             for s, e in rec.timeline.absent_ns.tolist()]  # fmt: skip
     kills: list[float] = []
     while len(kills) < n_kills:
         kills = sorted(rng.uniform(1.5, length_s - 1.0) for _ in range(n_kills))
+        kills = [k for k in kills if not any(a <= k <= b for a, b in quiet)]
         kills = [k for i, k in enumerate(kills) if i == 0 or k - kills[i - 1] >= 1.2]
     plan = [(k, "kill") for k in kills]
     plan += [(outage_s[0], "server_down"), (outage_s[0] + outage_s[1], "server_up")]
+    back: threading.Thread | None = None
     with proxy:
         collector.start()
-        for at_s, action in sorted(plan):
-            time.sleep(max(0.0, run.anchor_wall_ns / NS + at_s - time.time()))
-            if action == "kill":
-                run.exit_codes.append(collector.signal(signal.SIGKILL))
-                run.kills_wall_ns.append(time.time_ns())
-                collector.start()  # systemd Restart=always, RestartSec=0
-            elif action == "server_down":
-                service.kill()
-                run.outage_wall_ns = (time.time_ns(), 0)
-            else:
-                service.start()
-                run.outage_wall_ns = (run.outage_wall_ns[0], time.time_ns())
-                threading.Thread(
-                    target=_measure_drain, args=(run, outbox, service), daemon=True
-                ).start()
-        time.sleep(max(0.0, run.anchor_wall_ns / NS + length_s + 0.5 - time.time()))
-        _wait_drained(outbox, service, timeout_s=60)
-        run.exit_codes.append(collector.signal(signal.SIGTERM))
+        try:
+            for at_s, action in sorted(plan):
+                time.sleep(max(0.0, run.anchor_wall_ns / NS + at_s - time.time()))
+                if action == "kill":
+                    run.exit_codes.append(collector.signal(signal.SIGKILL))
+                    run.kills_wall_ns.append(time.time_ns())
+                    collector.start()  # systemd Restart=always, RestartSec=0
+                elif action == "server_down":
+                    service.kill()
+                    run.outage_wall_ns = (time.time_ns(), 0)
+                else:  # in the background: the kills go on while the service starts
+                    back = threading.Thread(target=_restart, args=(run, outbox, service))
+                    back.start()
+            if back is not None:
+                back.join()
+            time.sleep(max(0.0, run.anchor_wall_ns / NS + length_s + 0.5 - time.time()))
+            _wait_drained(outbox, service, timeout_s=60)
+            run.exit_codes.append(collector.signal(signal.SIGTERM))
+        finally:
+            if collector.process is not None:
+                collector.signal(signal.SIGKILL)
         run.faults = dict(proxy.counts)
     run.joins_ns = [int(x) for x in joins.read_text().split()]
     run.wall_s = time.monotonic() - began
+    (directory / "run.json").write_text(json.dumps(dataclasses.asdict(run)))  # for a post-mortem
     return run
 
 
-def _measure_drain(run: ChaosRun, outbox: Path, service: Service) -> None:
-    """Seconds from the service's return until it holds every block committed before it."""
-    back_ns = run.outage_wall_ns[1]
+def _restart(run: ChaosRun, outbox: Path, service: Service) -> None:
+    """Start the service again, then measure the seconds until it holds every block
+    committed before it was back."""
+    service.start()
+    back_ns = time.time_ns()
+    run.outage_wall_ns = (run.outage_wall_ns[0], back_ns)
     wanted = {r[1] for r in journal(outbox) if r[6] <= back_ns}
     database = Path(service.database_url.removeprefix("sqlite:///"))
     while time.time_ns() - back_ns < 60 * NS:
@@ -185,7 +217,24 @@ def _wait_drained(outbox: Path, service: Service, *, timeout_s: float) -> None:
         if backlog == 0 and wanted <= _server_seqs(database):
             return
         time.sleep(0.1)
-    raise AssertionError("the outbox did not drain")
+    with Outbox(outbox) as box:
+        status, refused = box.status(), box.refused()
+    raise AssertionError(
+        f"the outbox did not drain in {timeout_s} s: {backlog} blocks wait, "
+        f"{len(wanted - _server_seqs(database))} committed blocks not on the service; "
+        f"last error {status.get('last_error')!r}, refused {refused}; "
+        f"service log: {_last_exception(service.directory)}"
+    )
+
+
+def _last_exception(directory: Path) -> str:
+    """Where the service's last traceback ended (file, line, message), from its logs."""
+    lines = [
+        ln for log in sorted(directory.glob("serve-*.log")) for ln in log.read_text().splitlines()
+    ]
+    where = [ln.strip() for ln in lines if ln.strip().startswith('File "')]
+    errors = [ln for ln in lines if ln and not ln.startswith(" ") and "Error" in ln]
+    return f"{where[-1] if where else '-'}: {errors[-1] if errors else 'no traceback'}"
 
 
 def deaf_spans(run: ChaosRun, rec: LongRecording) -> list[tuple[int, int]]:

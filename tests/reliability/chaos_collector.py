@@ -11,6 +11,7 @@ appended to JOINS_LOG (the test uses it to tell samples sent to nobody from samp
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ BACKOFF = Backoff(initial_s=0.01, factor=2.0, max_s=0.5)
 
 def main(argv: list[str]) -> int:
     timeline_path, origin, anchor, speed, server, token, outbox, joins = argv
+    logging.basicConfig(level=logging.INFO, format="%(created).3f %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     timeline = Timeline.load(Path(timeline_path))
     wearable = LiveWearable(timeline, WarpedClock(int(origin), int(anchor), float(speed)))
 

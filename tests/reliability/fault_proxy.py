@@ -13,6 +13,7 @@ import asyncio
 import random
 import threading
 from collections import Counter
+from typing import Self
 
 from tests.service_process import free_port
 
@@ -33,28 +34,31 @@ class FaultProxy:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._ready.wait(10)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    async def _shutdown(self) -> None:
+        self._server.close()
+        here = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not here]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
+        self._server = self._loop.run_until_complete(
             asyncio.start_server(self._handle, "127.0.0.1", self.port)
         )
         self._ready.set()
         self._loop.run_forever()
-        server.close()
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self._loop.run_until_complete(server.wait_closed())
         self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -86,7 +90,9 @@ class FaultProxy:
                 self.counts["cut_before"] += 1
                 return
             try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+                up_reader, up_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.upstream_port
+                )
             except OSError:
                 self.counts["service_down"] += 1
                 return

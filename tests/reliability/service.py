@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 import httpx
 import numpy as np
@@ -28,7 +29,16 @@ from tests.service_process import free_port
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 
-__all__ = ["BACKENDS", "REPO", "Seeded", "Service", "StoredBlock", "seeded_database", "stored_blocks", "stored_events"]
+__all__ = [
+    "BACKENDS",
+    "REPO",
+    "Seeded",
+    "Service",
+    "StoredBlock",
+    "seeded_database",
+    "stored_blocks",
+    "stored_events",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +131,7 @@ class Service:
             self.process.wait()
         self.process = None
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -156,23 +166,34 @@ def stored_blocks(database_url: str) -> list[StoredBlock]:
                 accel = load_accel(r)
                 digest = hashlib.sha256(np.ascontiguousarray(accel, "<f4").tobytes()).hexdigest()
                 out.append(
-                    StoredBlock(r.stream, r.seq, r.t0_ns, r.end_ns, r.fs_hz, r.n_samples, digest, accel)
+                    StoredBlock(
+                        r.stream, r.seq, r.t0_ns, r.end_ns, r.fs_hz, r.n_samples, digest, accel
+                    )
                 )
             return out
     finally:
         engine.dispose()
 
 
-def stored_events(database_url: str) -> list[dict[str, object]]:
+def stored_events(database_url: str) -> list[dict[str, Any]]:
     """Every stored event as its wire object (id, kind, times, fields), in storage order."""
     engine = make_engine(database_url)
     try:
         with session_factory(engine)() as db:
             rows = db.scalars(select(DeviceEvent).order_by(DeviceEvent.id)).all()
-            out: list[dict[str, object]] = []
+            out: list[dict[str, Any]] = []
             for r in rows:
-                times = {"stream": r.stream, "at_ns": r.at_ns, "start_ns": r.start_ns, "end_ns": r.end_ns}
-                wire = {"id": r.event_id, "kind": r.kind, **{k: v for k, v in times.items() if v is not None}}
+                times = {
+                    "stream": r.stream,
+                    "at_ns": r.at_ns,
+                    "start_ns": r.start_ns,
+                    "end_ns": r.end_ns,
+                }
+                wire = {
+                    "id": r.event_id,
+                    "kind": r.kind,
+                    **{k: v for k, v in times.items() if v is not None},
+                }
                 out.append({**wire, **r.fields})
             return out
     finally:

@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -29,7 +30,9 @@ N_CLIENTS = 20
 N_REQUESTS = 100  # in all: 5 per client
 
 
-def _race(base_url: str, headers: dict[str, str], body: bytes) -> list[tuple[float, float, httpx.Response]]:
+def _race(
+    base_url: str, headers: dict[str, str], body: bytes
+) -> list[tuple[float, float, httpx.Response]]:
     """N_REQUESTS posts of `body` from N_CLIENTS clients (own connection each), released at once."""
     barrier = threading.Barrier(N_CLIENTS)
 

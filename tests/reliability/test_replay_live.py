@@ -72,7 +72,9 @@ def test_out_of_range_drops_the_link_and_refuses_connections(short: LongRecordin
     tl = short.timeline
     t0 = int(short.truth_ns[0])
     away = np.array([[t0 + 10 * NS, t0 + 100 * NS]], dtype=np.int64)
-    tl_away = Timeline(tl.profile, tl.settings, tl.address, tl.name, tl.t_ns, tl.payload, away, tl.chars)
+    tl_away = Timeline(
+        tl.profile, tl.settings, tl.address, tl.name, tl.t_ns, tl.payload, away, tl.chars
+    )
     wearable = LiveWearable(tl_away, WarpedClock(t0 + 5 * NS, time.time_ns(), SPEED))
     blocks, result = _run(wearable, 5.0)
     assert result.stopped_by == "disconnect"
