@@ -12,8 +12,9 @@ that both compute every window the same way and get identical rows:
   whatever region it is loaded in; `analysis.samples.Recording.to_uniform` anchors the grid at
   the first block instead, which would shift with the region. The shift is at most half a
   sample period.
-- Blocks of another sampling rate are laid on their own grid; where two rates cover one
-  window, the one with more samples in ``[s, s + 60 s)`` wins (ties: the earlier rate seen).
+- Blocks of another sampling rate (to 0.1 Hz, `grid_rate_hz`) are laid on their own grid; where
+  two rates cover one window, the one with more samples in ``[s, s + 60 s)`` wins (ties: the
+  earlier rate seen).
   Blocks below `analysis.fatigue_features.MIN_FS_HZ` (20 Hz) give no windows.
 """
 
@@ -48,6 +49,17 @@ PAD_AFTER_NS = 75 * NS_PER_S
 # Samples per computed region: 2 h at 100 Hz (720 000 x 3 x 8 B = 17 MB of float64), so memory
 # grows neither with the length of a session or an upload nor with the sampling rate.
 MAX_REGION_SAMPLES = 720_000
+
+
+def grid_rate_hz(fs_hz: float) -> float:
+    """The rate of the grid a block is laid on: its rate to 0.1 Hz.
+
+    A collector re-estimates a stream's rate from arrival times (collector.timing.SampleClock),
+    so consecutive blocks report e.g. 50.003 and 49.998 Hz; they share the 50 Hz grid (each
+    sample at its nearest point, as `analysis.samples.Recording.to_uniform` does), rather than
+    each rate competing for a window.
+    """
+    return round(float(fs_hz), 1)
 
 
 def touched_starts(t0_ns: int, end_ns: int) -> tuple[int, int]:
@@ -138,7 +150,7 @@ def _windows_for_region(
     by_rate: dict[float, list[SampleBlock]] = {}
     for b in blocks:
         if b.n_samples and b.t0_ns < hi_ns and b.end_ns > lo_ns:
-            by_rate.setdefault(float(b.fs_hz), []).append(b)
+            by_rate.setdefault(grid_rate_hz(b.fs_hz), []).append(b)
     parts: list[tuple[FatigueWindows, NDArray[np.int64]]] = []
     for fs_hz, group in by_rate.items():
         if fs_hz < MIN_FS_HZ:
@@ -165,7 +177,13 @@ def _best_per_start(parts: Sequence[tuple[FatigueWindows, NDArray[np.int64]]]) -
         return RegionWindows(FatigueWindows.empty(), np.empty(0, np.int64))
     if len(parts) == 1:
         return RegionWindows(*parts[0])
-    windows = FatigueWindows.concat([w for w, _ in parts])
+    # Plain concatenation (FatigueWindows.concat would drop repeated starts before the choice).
+    windows = FatigueWindows(
+        **{
+            f.name: np.concatenate([getattr(w, f.name) for w, _ in parts])
+            for f in fields(FatigueWindows)
+        }
+    )
     n = np.concatenate([c for _, c in parts])
     part = np.concatenate([np.full(c.size, i) for i, (_, c) in enumerate(parts)])
     start = np.asarray(windows.start_ns, dtype=np.int64)

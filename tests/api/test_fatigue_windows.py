@@ -168,3 +168,34 @@ def test_each_activity_is_scored_against_its_own_first_three_sessions() -> None:
         ref = session_fatigue(per[i], baseline=base_a if act == "a" else base_b, task=act)
         assert got[i] == ref
     assert all(g["quality"] == "ok" and g["index_between"] is not None for g in got)
+
+
+def test_mixed_rates_in_one_region() -> None:
+    """Re-estimated rates share a grid; a truly different rate competes per window (no crash)."""
+    a = arm_task(240, seed=6)
+    n = a.shape[0] // 2
+    drifting = [
+        SampleBlock(T0_NS, 25.003, a[:n]),
+        SampleBlock(T0_NS + round(n * NS_PER_S / 25.003), 24.998, a[n:]),
+    ]
+    one = fw.windows_for_starts(
+        [SampleBlock(T0_NS, FS_HZ, a)], first_start_ns=T0_NS, last_start_ns=T0_NS + 180 * NS_PER_S
+    )
+    two = fw.windows_for_starts(
+        drifting, first_start_ns=T0_NS, last_start_ns=T0_NS + 180 * NS_PER_S
+    )
+    assert len(two.windows) == len(one.windows) == 7
+    assert np.abs(two.n_samples - one.n_samples).max() <= 1  # one shared 25 Hz grid
+    assert np.allclose(two.windows.active_s, one.windows.active_s)
+    # A 50 Hz block overlapping the second half: each window from the rate with more samples.
+    fast = SampleBlock(
+        T0_NS + 150 * NS_PER_S, 50.0, np.repeat(a[n + 25 * 30 :], 2, axis=0)[: 90 * 50]
+    )
+    mixed = fw.windows_for_starts(
+        [*drifting, fast], first_start_ns=T0_NS, last_start_ns=T0_NS + 180 * NS_PER_S
+    )
+    assert mixed.windows.start_ns.tolist() == one.windows.start_ns.tolist()
+    assert (
+        mixed.n_samples.tolist()[-2:] == [3000, 3000]
+        and mixed.n_samples.tolist()[0] == one.n_samples.tolist()[0]
+    )
