@@ -18,6 +18,8 @@ from typing import Self
 from tests.service_process import free_port
 
 _503 = b'{"detail":"injected outage"}'
+# A request the service has not answered in this time is dropped (the collector times out).
+UPSTREAM_TIMEOUT_S = 30.0
 
 
 class FaultProxy:
@@ -33,6 +35,7 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._handlers: set[asyncio.Task[None]] = set()
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -62,6 +65,9 @@ class FaultProxy:
         self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)  # a strong reference: asyncio keeps only weak ones
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -98,7 +104,8 @@ class FaultProxy:
                 return
             up_writer.write(request)
             await up_writer.drain()
-            answer = await up_reader.read()  # the service closes after its answer
+            # The service closes after its answer (a killed one: reset, or never).
+            answer = await asyncio.wait_for(up_reader.read(), UPSTREAM_TIMEOUT_S)
             up_writer.close()
             if not answer:
                 self.counts["service_down"] += 1
@@ -109,7 +116,13 @@ class FaultProxy:
             self.counts["forwarded"] += 1
             writer.write(answer)
             await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+        ):
             self.counts["client_gone"] += 1
         finally:
             writer.close()
+            self._handlers.discard(task)

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -70,6 +73,10 @@ def _runs(rec: LongRecording, lost: np.ndarray, kills_v: np.ndarray) -> list[str
     return out
 
 
+def _ns(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1e6) * 1000
+
+
 def _covered(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     for s, e in sorted(spans):
         if s <= start < e:
@@ -91,6 +98,11 @@ def test_chaos_nothing_lost_unreported_nothing_doubled(
                 rec, tmp_path, service, seeded.device_token,
                 speed=SPEED, n_kills=N_KILLS, outage_s=OUTAGE_S, seed=2026,
             )  # fmt: skip
+            days = httpx.get(
+                f"{service.base_url}/api/v1/patients/{seeded.patient_id}/days",
+                headers=seeded.therapist_headers,
+                timeout=60,
+            )
         finally:
             service.stop()
         stored = stored_blocks(seeded.url)
@@ -159,6 +171,9 @@ def test_chaos_nothing_lost_unreported_nothing_doubled(
         (s, e) for s, e in holes if not _covered(gap_spans, s + int(period_ns), e - int(period_ns))
     ]
 
+    day_causes = (
+        Counter(g["cause"] for d in days.json() for g in d["gaps"]) if days.is_success else {}
+    )
     n_source = len(rec.truth_ns)
     t_first = int(rec.truth_ns[0])
     print(
@@ -175,7 +190,7 @@ def test_chaos_nothing_lost_unreported_nothing_doubled(
         f"\n  worst time error {worst_ns / 1e6:.1f} ms (period {period_ns / 1e6:.1f} ms)"
         f"\n  drain after the {OUTAGE_S[1]:g} s outage: {run.drain_s} s"
         f"\n  gap events {len(gap_spans)} ({', '.join(causes)}); holes {len(holes)}, "
-        f"unreported {len(unreported)}"
+        f"unreported {len(unreported)}; /days gaps by cause {dict(day_causes)}"
     )
     assert run.drain_s is not None
     assert len(run.kills_wall_ns) >= 20 and set(run.exit_codes[:-1]) == {-9}
@@ -185,6 +200,16 @@ def test_chaos_nothing_lost_unreported_nothing_doubled(
         for s, e in unreported
     ] + [f"reported: {(a - t_first) / NS:.1f}-{(b - t_first) / NS:.1f} {ev['cause']}"
          for (a, b), ev in zip(gap_spans, gaps, strict=True)]  # fmt: skip
+    # ... and the therapist sees them: no day gap inside the recording is of unknown cause.
+    assert days.status_code == 200, days.text
+    first_ns, last_ns = by_time[0].t0_ns, by_time[-1].end_ns
+    day_gaps = [g for d in days.json() for g in d["gaps"]]
+    unknown = [
+        g for g in day_gaps
+        if g["cause"] == "unknown" and _ns(g["end"]) > first_ns and _ns(g["start"]) < last_ns
+    ]  # fmt: skip
+    assert not unknown, unknown
+    assert {g["cause"] for g in day_gaps} >= {"collector_down", "ble_disconnect"}
     # The wearable went out of range twice while a collector listened: both link losses are
     # reported as such.
     for s, e in rec.timeline.absent_ns.tolist():
