@@ -142,6 +142,12 @@ def _condition(fat: list[dict], ctl: list[dict], clean: list[dict], thr95: float
         for f, v in r["contributions"].items():
             contrib.setdefault(f, []).append(v)
     top = sorted(((f, float(np.mean(v))) for f, v in contrib.items()), key=lambda kv: -kv[1])
+    # Mean contribution (last third) minus that of the clean sessions: what moved, and which way.
+    clean_c: dict[str, list[float]] = {}
+    for r in clean:
+        for f, v in r["contributions"].items():
+            clean_c.setdefault(f, []).append(v)
+    shift = {f: float(np.mean(v) - np.mean(clean_c.get(f, [0.0]))) for f, v in contrib.items()}
     a, ci = _auc_ci(fat, ctl, seed)
     return {
         "n": len(fat), "gated": sum(r["quality"] != "ok" for r in fat),
@@ -163,6 +169,7 @@ def _condition(fat: list[dict], ctl: list[dict], clean: list[dict], thr95: float
         "pelt_onset_error_active_min_median_iqr": median_iqr(pelt),
         "pelt_found": len(pelt),
         "top_contributions": top[:3],
+        "contribution_shift_vs_clean": dict(sorted(shift.items(), key=lambda kv: -kv[1])),
     }
 
 
@@ -175,8 +182,10 @@ def summarise(rows: list[dict], seed: int) -> dict:
     fat_rows = [r for r in rows if r["t0_s"] is not None]
     pre_h = sum(r["t0_s"] for r in fat_rows if r["quality"] == "ok") / 3600
     pre_fa = sum(r["alarm_before_t0"] for r in fat_rows)
-    # An observed value (no interpolation: gated controls are +inf).
-    thr95 = float(np.quantile(_scores(ctl, np.inf), 0.95, method="higher")) if ctl else float("nan")
+    # ΔFI threshold at 95 % specificity among controls with quality ok (with gated controls as
+    # +inf the 95th percentile is +inf as soon as > 5 % are gated, and sensitivity is 0).
+    ok_d = [r["delta"] for r in ctl if r["delta"] is not None]
+    thr95 = float(np.quantile(ok_d, 0.95, method="higher")) if ok_d else float("nan")
     out: dict = {
         "n_base_sessions": len({r["base"] for r in rows}), "n_runs": len(rows),
         "control_hours_quality_ok": hours_ok,
@@ -242,7 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--limit", type=int, help="only the first N base sessions (smoke runs)")
     ap.add_argument("--json", type=Path, help="write every run's row and the summary here")
+    ap.add_argument("--summarise", type=Path, metavar="JSON",
+                    help="recompute the summary from the rows of an earlier --json output")
     args = ap.parse_args(argv)
+    if args.summarise:
+        saved = json.loads(args.summarise.read_text())
+        summary = summarise(saved["rows"], args.seed)
+        for key in ("runtime_s", "workers", "cpu_count", "params", "commit"):
+            summary[key] = saved["summary"].get(key)
+        print(json.dumps(summary, indent=1, default=float))
+        if args.json:
+            args.json.write_text(json.dumps({"summary": summary, "rows": saved["rows"]},
+                                            default=float))
+        return 0
     root = Path(args.data) if args.data else hmp.default_data_dir()
     if not (root / "hmp-adl").is_dir():
         print(f"error: {root / 'hmp-adl'}: HMP data folder not found", file=sys.stderr)
