@@ -48,6 +48,7 @@ import numpy as np
 
 from analysis.samples import SampleBlock
 from collector.errors import CollectorError
+from collector.outbox_drafts import DraftsMixin
 from collector.outbox_events import EventsMixin, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class Backlog:
         return self.used_bytes / self.limit_bytes
 
 
-class Outbox(EventsMixin):
+class Outbox(EventsMixin, DraftsMixin):
     """A SQLite outbox file; one connection per instance (open one per thread/process)."""
 
     def __init__(
@@ -224,43 +225,6 @@ class Outbox(EventsMixin):
     def _first_seq_for(self, now_ns: int) -> int:
         """First seq of a stream new to this file: UTC µs, so it is above earlier outboxes'."""
         return now_ns // 1000 if self._first_seq is None else self._first_seq
-
-    def put_draft(self, block: SampleBlock, stream: str = DEFAULT_STREAM) -> None:
-        """Commit the block still being filled, replacing the stream's previous draft."""
-        data = np.ascontiguousarray(block.accel_g, dtype="<f4").tobytes()
-        row = (stream, block.t0_ns, block.fs_hz, block.n_samples, data, self._clock_ns())
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO draft VALUES (?, ?, ?, ?, ?, ?)", row)
-
-    def drop_draft(self, stream: str = DEFAULT_STREAM) -> None:
-        """Forget the stream's draft (its block was refused: the outbox is full)."""
-        with self._tx() as db:
-            db.execute("DELETE FROM draft WHERE stream = ?", (stream,))
-
-    def draft(self, stream: str = DEFAULT_STREAM) -> SampleBlock | None:
-        """The stream's draft (the block a running or killed collector was filling), if any."""
-        row = self._db.execute(
-            "SELECT t0_ns, fs_hz, n_samples, data FROM draft WHERE stream = ?", (stream,)
-        ).fetchone()
-        if row is None:
-            return None
-        accel = np.frombuffer(row[3], dtype="<f4").reshape(row[2], 3)
-        return SampleBlock(t0_ns=row[0], fs_hz=row[1], accel_g=accel)
-
-    def promote_draft(self, stream: str = DEFAULT_STREAM) -> int | None:
-        """Store a draft left by a killed run as a block (at start-up); its seq, if any.
-
-        Raises:
-            OutboxFull: no room for it (the draft is kept).
-        """
-        block = self.draft(stream)
-        if block is None:
-            return None
-        seq = self.put(block, stream)  # deletes the draft in the same transaction
-        log.info(
-            "stored the %d samples a stopped run left as a draft: seq %d", block.n_samples, seq
-        )
-        return seq
 
     def last_end_ns(self, stream: str = DEFAULT_STREAM) -> int | None:
         """End (UTC ns, exclusive) of the last block of `stream` ever committed to this file."""
