@@ -51,10 +51,16 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.fatigue_stats import cusum_upper, ledoit_wolf, theil_sen  # noqa: E402
-from benchmarks.fatigue.hmp import default_data_dir  # noqa: E402
-from benchmarks.fatigue.metrics import (  # noqa: E402
-    auc, cluster_bootstrap, mahalanobis_d2, median_iqr, rmcorr, robust_z)
+from analysis.fatigue_stats import cusum_upper, ledoit_wolf, theil_sen
+from benchmarks.fatigue.hmp import default_data_dir
+from benchmarks.fatigue.metrics import (
+    auc,
+    cluster_bootstrap,
+    mahalanobis_d2,
+    median_iqr,
+    rmcorr,
+    robust_z,
+)
 
 REL_FLOOR = 0.05  # see the module docstring: floors for derived features
 BASELINE_FRACTION = 0.10  # methods.md §2.6 B1
@@ -152,7 +158,7 @@ def shoulder(path: Path, k: float, h: float, variant: str = "preregistered") -> 
     def auc_idx(v):
         return lambda idx: auc(v[idx][hi[idx]], v[idx][lo[idx]])
 
-    out = {"variant": variant, "n_sessions": len(per), "n_rated_scored": int(len(rpe)),
+    out = {"variant": variant, "n_sessions": len(per), "n_rated_scored": len(rpe),
            "n_rpe_ge5": int(hi.sum()), "n_rpe_le2": int(lo.sum())}
     for name, v in (("composite", comp), ("d2", d2)):
         out[f"auc_{name}"] = auc(v[hi], v[lo])

@@ -39,10 +39,10 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.fatigue import DEFAULT_PARAMS, session_fatigue  # noqa: E402
-from analysis.fatigue_features import window_features  # noqa: E402
-from benchmarks.fatigue import hmp, runs  # noqa: E402
-from benchmarks.fatigue.metrics import auc, cluster_bootstrap, median_iqr  # noqa: E402
+from analysis.fatigue import DEFAULT_PARAMS, session_fatigue
+from analysis.fatigue_features import window_features
+from benchmarks.fatigue import hmp, runs
+from benchmarks.fatigue.metrics import auc, cluster_bootstrap, median_iqr
 
 _SESSIONS: list[hmp.Session] = []
 

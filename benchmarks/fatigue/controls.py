@@ -33,7 +33,7 @@ def strap_rotation(accel_g, fs_hz, *, t_s, angle_deg, axis) -> Injected:
     """Rotate every sample from ``t_s`` on by ``angle_deg`` about ``axis`` (sensor frame)."""
     if not 0 <= angle_deg <= 180:
         raise ValueError(f"angle_deg must be in [0, 180], got {angle_deg}")
-    i = int(round(t_s * fs_hz))
+    i = round(t_s * fs_hz)
     r = rotation_matrix(axis, np.deg2rad(angle_deg))
     out = accel_g.copy()
     out[i:] = accel_g[i:] @ r.T
@@ -66,7 +66,7 @@ def resample(accel_g, fs_hz, *, up=25, down=32) -> Injected:
 
 def task_switch(accel_g, other_g, fs_hz, *, t_s, rng) -> Injected:
     """Session up to ``t_s``, a rest of 10 s, then ``other_g`` (another task) to the same length."""
-    i = int(round(t_s * fs_hz))
+    i = round(t_s * fs_hz)
     n = len(accel_g)
     head = accel_g[:i]
     tail = other_g[: max(n - i, 0)]

@@ -150,8 +150,8 @@ def make_rest(
     fs_hz: float = FS_HZ, noise_g: float = STILL_NOISE_G,
 ) -> np.ndarray:
     """A still segment: hold ``g_from``, blend to ``g_to`` over the last second, plus noise."""
-    n = max(int(round(duration_s * fs_hz)), 1)
-    nb = min(int(round(BLEND_S * fs_hz)), n)
+    n = max(round(duration_s * fs_hz), 1)
+    nb = min(round(BLEND_S * fs_hz), n)
     w = np.zeros(n)
     w[n - nb:] = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, nb + 1) / nb)
     g = g_from[None, :] * (1 - w[:, None]) + g_to[None, :] * w[:, None]
@@ -170,7 +170,7 @@ def assemble(
     parts, rests, total, k, n_trials = [], [], 0, 0, 0
     vols: set[str] = set()
     prev_end = None
-    target = int(round(duration_s * FS_HZ))
+    target = round(duration_s * FS_HZ)
     while total < target:
         i = k % len(pools)
         k += 1

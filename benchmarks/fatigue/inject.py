@@ -75,7 +75,7 @@ def _times(n: int, fs_hz: float) -> np.ndarray:
 def _per_second(x: np.ndarray, fs_hz: float, fn) -> np.ndarray:
     """fn over each whole second of the magnitude, broadcast back to samples (tail = last)."""
     mag = np.linalg.norm(x, axis=1)
-    w = int(round(fs_hz))
+    w = round(fs_hz)
     n = len(mag) // w
     vals = fn(mag[: n * w].reshape(n, w)) if n else np.zeros(0)
     out = np.repeat(vals, w)
@@ -91,7 +91,7 @@ def mad_1s(accel_g: np.ndarray, fs_hz: float) -> np.ndarray:
 
 def baseline_pause_rate(accel_g: np.ndarray, fs_hz: float, until_s: float) -> float:
     """λ0: still runs ≥ 5 s per second in the signal before ``until_s`` (floored)."""
-    still = _per_second(accel_g, fs_hz, lambda r: r.std(1))[:: int(round(fs_hz))] < STILL_SD_G
+    still = _per_second(accel_g, fs_hz, lambda r: r.std(1))[:: round(fs_hz)] < STILL_SD_G
     still = still[: int(until_s)]
     edges = np.diff(np.concatenate([[0], still.astype(int), [0]]))
     runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
@@ -148,7 +148,7 @@ def pauses(accel_g, fs_hz, *, t0_s, tau_s, gamma, rng, lam0_per_s=None) -> Injec
     cand = np.sort(rng.uniform(0, t[-1], n_cand))
     keep = cand[rng.uniform(size=n_cand) < progression(cand, t0_s, tau_s)]
     at = np.unique(np.round(keep * fs_hz).astype(int))
-    nt = max(int(round(TAPER_S * fs_hz)), 1)
+    nt = max(round(TAPER_S * fs_hz), 1)
     taper = np.ones(n)
     ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(nt) / nt)
     for i in at:
@@ -161,7 +161,7 @@ def pauses(accel_g, fs_hz, *, t0_s, tau_s, gamma, rng, lam0_per_s=None) -> Injec
         parts.append(a[prev:i])
         srcs.append(t[prev:i])
         dur = PAUSE_MEDIAN_S * np.exp(rng.normal(0, PAUSE_SIGMA_LN))
-        m = max(int(round(dur * fs_hz)), 1)
+        m = max(round(dur * fs_hz), 1)
         parts.append(g[min(i, n - 1)] + rng.normal(0, STILL_NOISE_G, (m, 3)))
         srcs.append(np.full(m, np.nan))
         inserted += m / fs_hz
@@ -216,7 +216,7 @@ def tremor(accel_g, fs_hz, *, t0_s, tau_s, amp_g, rng, quiet=None) -> Injected:
     t = _times(n, fs_hz)
     q = quiet_hold_mask(accel_g, fs_hz) if quiet is None else quiet
     # 0.125-s moving average: bursts fade in and out instead of switching on a sample.
-    k = max(int(round(0.125 * fs_hz)), 1)
+    k = max(round(0.125 * fs_hz), 1)
     env = np.convolve(q.astype(float), np.ones(k) / k, mode="same")
     lo, hi = TREMOR_BAND_HZ
     f = (lo + hi) / 2 + (hi - lo) / 2 * np.sin(2 * np.pi * t / TREMOR_DRIFT_PERIOD_S

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.fatigue import hmp, inject, runs
 from benchmarks import fatigue_validation as fv
+from benchmarks.fatigue import hmp, inject, runs
 
 
 def synthetic_session(seed: int = 0, minutes: float = 24.0) -> hmp.Session:
