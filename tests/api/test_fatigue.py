@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,10 @@ from api.services import fatigue_windows
 from collector.session import decode_capture
 from tests.api.conftest import ApiClient
 from tests.api.factories import audit_rows, block_json, make_device, make_patient, make_therapist
-from tests.api.test_sessions import CAPTURE
 from tests.fatigue_signals import FS_HZ, arm_task
 
 INGEST = "/api/v1/ingest"
+CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "captures" / "polar_h10_wrist_1h.capture.jsonl.gz"
 DAY_NS = 86_400 * NS_PER_S
 # 2024-03-04 09:00:00 UTC, a Monday; one session every third day.
 T0_NS = 1_709_542_800 * NS_PER_S
