@@ -24,6 +24,7 @@ from analysis.fatigue_params import (
     feature_matrix,
     oriented_z,
     robust_reference,
+    trailing_sums,
 )
 from analysis.fatigue_stats import block_bootstrap_mean, cusum_upper, ewma, pelt_mean, theil_sen
 from analysis.fatigue_windows import FEATURES, STEP_S, WINDOW_S, FatigueWindows
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_PARAMS",
     "Baseline",
     "FatigueParams",
+    "active_time_s",
     "alert",
     "build_baseline",
     "session_fatigue",
@@ -145,6 +147,7 @@ def session_fatigue(
     if gates:
         return _fail(out, gates)
     x = feature_matrix(fw, params)
+    act_tr_min = trailing_sums(fw, params)[0] / 60.0
     strata, novel, b_idx = _strata(fw, baseline, task, params)
     ana = fw.analysable
     novel_frac = float(np.mean(novel[ana])) if ana.any() else 0.0
@@ -161,7 +164,7 @@ def session_fatigue(
         ref = idx[: _n_ref(fw.active_s[idx], params)]
         if ref.size < params.ref_min_windows:
             continue
-        med, scale = robust_reference(x[ref], params)
+        med, scale = robust_reference(x[ref], params, active_min=act_tr_min[ref])
         z = oriented_z(x[idx], med, scale, params)
         fi_w[idx], contrib[idx] = composite(z, params)
         z_all[idx] = z
@@ -215,7 +218,7 @@ def session_fatigue(
         out["atypical_fraction"] = float(np.mean(d2[sidx][ok_d2] > crit[sidx][ok_d2]))
         out["atypical"] = out["atypical_fraction"] > params.atypical_session_fraction
     out["n_scored"] = int(sidx.size)
-    act_t = _active_time_s(fw)
+    act_t = active_time_s(fw)
     _onsets(out, fw, fi_w, scored, act_t, params)
     _intensity_decline(out, fw, x, scored)
     _recovery(out, fw, fi_w, scored, params)
@@ -267,8 +270,24 @@ def _strata(
     return strata, np.zeros(n, bool), np.full(n, -1, np.int64)
 
 
-def _active_time_s(fw: FatigueWindows) -> FloatArray:
-    """Active seconds from the session start to each window's start (half-sum of overlaps)."""
+def active_time_s(fw: FatigueWindows) -> FloatArray:
+    """Active seconds from the session's first window to each window's start.
+
+    The time axis of ``onset_s``, ``pelt_onset_s`` and ``change_points_s``: half the sum of
+    `active_s` of the earlier windows (windows overlap by half), so it is exact to within 30 s.
+
+    Parameters
+    ----------
+    fw : FatigueWindows
+        The session's windows, sorted by start.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Active seconds, s.
+    """
+    if len(fw) == 0:
+        return np.zeros(0)
     return np.concatenate([[0.0], np.cumsum(fw.active_s)[:-1] / 2.0])
 
 

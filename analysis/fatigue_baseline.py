@@ -18,7 +18,13 @@ from numpy.typing import NDArray
 from scipy import stats
 from scipy.cluster.vq import kmeans2
 
-from analysis.fatigue_params import DEFAULT_PARAMS, FatigueParams, feature_matrix, robust_reference
+from analysis.fatigue_params import (
+    DEFAULT_PARAMS,
+    FatigueParams,
+    feature_matrix,
+    robust_reference,
+    trailing_sums,
+)
 from analysis.fatigue_stats import ledoit_wolf
 from analysis.fatigue_windows import FatigueWindows
 
@@ -133,14 +139,18 @@ class MahalanobisRef:
 
     @classmethod
     def fit(
-        cls, x_ref: FloatArray, params: FatigueParams = DEFAULT_PARAMS
+        cls,
+        x_ref: FloatArray,
+        params: FatigueParams = DEFAULT_PARAMS,
+        *,
+        active_min: FloatArray | None = None,
     ) -> MahalanobisRef | None:
         """From reference windows (n_ref, 9); None with < 3 rows or no usable feature."""
         cover = np.mean(np.isfinite(x_ref), axis=0) if x_ref.shape[0] else np.zeros(x_ref.shape[1])
         cols = np.flatnonzero(cover >= params.feature_min_coverage)
         if x_ref.shape[0] < 3 or cols.size == 0:
             return None
-        med, scale = robust_reference(x_ref, params)
+        med, scale = robust_reference(x_ref, params, active_min=active_min)
         u = np.nan_to_num((x_ref[:, cols] - med[cols]) / scale[cols])  # NaN → the median
         cov, _ = ledoit_wolf(u)
         cov_inv = np.asarray(np.linalg.pinv(cov), dtype=np.float64)
@@ -235,15 +245,16 @@ def build_baseline(
     """
     if tags is not None and len(tags) != len(sessions):
         raise ValueError(f"tags must have one entry per session ({len(sessions)}), got {len(tags)}")
-    xs, sigs, tag_of = [], [], []
+    xs, sigs, acts, tag_of = [], [], [], []
     for i, fw in enumerate(sessions):
         x = feature_matrix(fw, params)[fw.analysable]
+        acts.append(trailing_sums(fw, params)[0][fw.analysable] / 60.0)
         xs.append(x)
         sigs.append(posture(fw)[fw.analysable])
         tag_of += [tags[i] if tags is not None else ""] * x.shape[0]
     if not xs:
         return None
-    x_all, u = np.concatenate(xs), np.concatenate(sigs)
+    x_all, u, a_all = np.concatenate(xs), np.concatenate(sigs), np.concatenate(acts)
     if x_all.shape[0] < params.baseline_min_windows:
         return None
     if tags is not None:
@@ -267,10 +278,18 @@ def build_baseline(
     for label, m in groups:
         c = u[m].mean(axis=0)
         dist = np.sqrt(((u[m] - c) ** 2).sum(axis=1))
-        med, sc = robust_reference(x_all[m], params)
+        med, sc = robust_reference(x_all[m], params, active_min=a_all[m])
         radius = max(float(np.quantile(dist, params.novel_quantile)), params.novel_min_radius)
         strata.append(
-            Stratum(label, c, radius, med, sc, MahalanobisRef.fit(x_all[m], params), int(m.sum()))
+            Stratum(
+                label,
+                c,
+                radius,
+                med,
+                sc,
+                MahalanobisRef.fit(x_all[m], params, active_min=a_all[m]),
+                int(m.sum()),
+            )
         )
     return Baseline(tuple(strata), tags is not None)
 

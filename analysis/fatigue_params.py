@@ -13,7 +13,15 @@ from numpy.typing import NDArray
 
 from analysis.fatigue_windows import FEATURES, STEP_S, FatigueWindows
 
-__all__ = ["DEFAULT_PARAMS", "FatigueParams", "feature_matrix", "oriented_z", "robust_reference"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "FatigueParams",
+    "composite",
+    "feature_matrix",
+    "oriented_z",
+    "robust_reference",
+    "trailing_sums",
+]
 
 FloatArray = NDArray[np.float64]
 _NS = 1_000_000_000
@@ -39,6 +47,8 @@ class FatigueParams:
     baseline_min_windows: int = 20
     #: Duty and ASTP over a trailing 5 min (§2.3 item 9; duty: docs/fatigue.md §3).
     astp_trailing_s: float = 300.0
+    #: Floor the ASTP scale at its Poisson counting SD (pre-registration deviation 1).
+    astp_poisson_floor: bool = True
     #: Task clustering on posture (unit gravity vector): k in 2..6 by silhouette, k-means++ with
     #: a fixed seed (§2.5 step 3); a split is accepted only with mean silhouette ≥ 0.5, and
     #: novelty is P99 of baseline distances (deviations, docs/fatigue.md §3).
@@ -114,34 +124,63 @@ def feature_matrix(fw: FatigueWindows, params: FatigueParams = DEFAULT_PARAMS) -
     x = fw.features.copy()
     with np.errstate(invalid="ignore"):
         x[:, 0] = np.log1p(x[:, 0])
-    k = round(params.astp_trailing_s / (2 * STEP_S))  # windows of one parity in 5 min
-    step_ns = STEP_S * _NS
-    slot = fw.start_ns // step_ns
-    astp = np.full(len(fw), np.nan)
-    duty = np.full(len(fw), np.nan)
-    pos = {int(s): i for i, s in enumerate(slot)}
-    for i, s in enumerate(slot):
-        idx = [pos[int(s) - 2 * j] for j in range(k) if int(s) - 2 * j in pos]
-        act = float(np.sum(fw.active_s[idx]))
-        worn = float(np.sum(fw.worn_s[idx]))
-        if act > 0:
-            astp[i] = float(np.sum(fw.transitions[idx])) / (act / 60.0)
-        if worn > 0:
-            duty[i] = act / worn
-    x[:, FEATURES.index("astp")] = astp
-    x[:, FEATURES.index("duty")] = duty
+    act, worn, trans = trailing_sums(fw, params)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x[:, FEATURES.index("astp")] = np.where(act > 0, trans / (act / 60.0), np.nan)
+        x[:, FEATURES.index("duty")] = np.where(worn > 0, act / worn, np.nan)
     return x
 
 
+def trailing_sums(
+    fw: FatigueWindows, params: FatigueParams = DEFAULT_PARAMS
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Active s, worn s and transitions summed over each window's trailing 5 min.
+
+    Over the windows of the same 30-s parity starting in (start_w − 5 min, start_w].
+
+    Parameters
+    ----------
+    fw : FatigueWindows
+        n windows.
+    params : FatigueParams
+
+    Returns
+    -------
+    active_s, worn_s, transitions : ndarray of float64, shape (n,)
+    """
+    k = round(params.astp_trailing_s / (2 * STEP_S))  # windows of one parity in 5 min
+    slot = fw.start_ns // (STEP_S * _NS)
+    pos = {int(s): i for i, s in enumerate(slot)}
+    act, worn, trans = np.zeros(len(fw)), np.zeros(len(fw)), np.zeros(len(fw))
+    for i, s in enumerate(slot):
+        idx = [pos[int(s) - 2 * j] for j in range(k) if int(s) - 2 * j in pos]
+        act[i] = float(np.sum(fw.active_s[idx]))
+        worn[i] = float(np.sum(fw.worn_s[idx]))
+        trans[i] = float(np.sum(fw.transitions[idx]))
+    return act, worn, trans
+
+
 def robust_reference(
-    x_ref: FloatArray, params: FatigueParams = DEFAULT_PARAMS
+    x_ref: FloatArray,
+    params: FatigueParams = DEFAULT_PARAMS,
+    *,
+    active_min: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Median and floored robust scale per feature: μ = median, σ = max(1.4826·MAD, floor).
+
+    ASTP is a count over the trailing 5 min, whose counting noise the MAD of a 5-min reference
+    cannot see (its trailing spans overlap almost entirely). With `active_min`, the ASTP scale
+    is also floored at the Poisson SD of such a rate, √(λ / A) with λ = max(μ, 1/A) per min and
+    A the reference's largest trailing active minutes (a full 5-min span; pre-registration
+    deviation 1).
 
     Parameters
     ----------
     x_ref : ndarray of float, shape (n_ref, 9)
         Reference windows (NaN allowed).
+    params : FatigueParams
+    active_min : ndarray of float, shape (n_ref,), optional
+        Trailing active minutes of the reference windows (`trailing_sums` / 60).
 
     Returns
     -------
@@ -155,6 +194,12 @@ def robust_reference(
         if col.size:
             med[j] = float(np.median(col))
             scale[j] = max(1.4826 * float(np.median(np.abs(col - med[j]))), params.floors[j])
+    j = FEATURES.index("astp")
+    if params.astp_poisson_floor and active_min is not None and np.isfinite(med[j]):
+        a = active_min[np.isfinite(active_min) & (active_min > 0)]
+        if a.size:
+            a_min = float(np.max(a))
+            scale[j] = max(scale[j], float(np.sqrt(max(med[j], 1.0 / a_min) / a_min)))
     return med, scale
 
 
