@@ -336,7 +336,7 @@ def test_astp_scale_is_floored_at_its_poisson_sd() -> None:
     x = np.zeros((10, len(FEATURES)))
     j = FEATURES.index("astp")
     x[:, j] = 1.2  # a constant reference: MAD 0, the 0.05 floor alone would make z explode
-    med, scale = robust_reference(x, active_min=np.linspace(1.0, 4.0, 10))
+    _, scale = robust_reference(x, active_min=np.linspace(1.0, 4.0, 10))
     assert scale[j] == pytest.approx(np.sqrt(1.2 / 4.0))
     # No transitions in the reference: λ = 1 per reference span (1/A).
     x[:, j] = 0.0
