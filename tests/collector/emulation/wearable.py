@@ -190,6 +190,10 @@ class EmulatedWearable:
         if payload is None or self.button_characteristic is None or self.connection is None:
             return
         self.button_notified.append(payload)
+        if self.button_characteristic is self.data_characteristic:
+            # on_frame_received pops one entry per notification of the data handle (MetaWear):
+            # this one is received after the frames in flight, at the last one's time
+            self._in_flight.append(self._in_flight[-1] if self._in_flight else self._now_k - 1)
         await self.notify(self.button_characteristic, payload)
 
     async def indicate(self, characteristic: Characteristic[Any], payload: bytes) -> None:
