@@ -161,5 +161,6 @@ def test_sigkill_mid_block_loses_at_most_the_draft_interval(
     stored = np.concatenate([b.accel_g() for b in blocks])
     # every sample committed once, in order (a prefix of the source), and at most ~10 s lost
     np.testing.assert_array_equal(stored, source(3000)[: len(stored)].astype(np.float32))
+    print(f"SIGKILL after {n_sent} samples sent: {len(stored)} stored, {n_sent - len(stored)} lost")
     assert len(stored) >= n_sent - DRAFT_SAMPLES - 2 * 10
     assert [b.seq for b in blocks] == sorted(b.seq for b in blocks)
