@@ -77,7 +77,13 @@ def test_one_block_or_event_sent_100_times_by_20_clients_is_stored_once(
         stored = stored_blocks(seeded.url)
         events = stored_events(seeded.url)
 
-    for results in (block_results, event_results):
+    for what, results in (("block", block_results), ("event", event_results)):
+        spans = [(s, e) for s, e, _ in results]
+        print(
+            f"\n{backend}: one {what} x {len(results)} from {N_CLIENTS} clients: "
+            f"{_max_in_flight(spans)} in flight at once, "
+            f"{max(e for _, e in spans) - min(s for s, _ in spans):.2f} s in all"
+        )
         assert len(results) == N_REQUESTS
         assert [r.status_code for _, _, r in results] == [200] * N_REQUESTS
         assert len({r.content for _, _, r in results}) == 1  # every answer byte-identical

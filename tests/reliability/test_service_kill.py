@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,8 @@ def test_killed_right_after_acknowledging_keeps_every_acknowledged_block(
 ) -> None:
     ledger = Ledger()
     rounds: list[tuple[int, int]] = []  # (acknowledged so far, killed in flight) per kill
+    starts: list[float] = []  # seconds from go to the first answer, per restart
+    checks: list[float] = []
     with seeded_database(backend, tmp_path) as seeded:
         service = Service(seeded.url, tmp_path)
         try:
@@ -134,8 +137,10 @@ def test_killed_right_after_acknowledging_keeps_every_acknowledged_block(
                     service.kill()  # the client holds the 200; the process dies at once
                     for f in futures:
                         f.result()
-                service.start()
+                starts.append(service.start())
+                began = time.monotonic()
                 _check_store(seeded.url, ledger)
+                checks.append(time.monotonic() - began)
                 rounds.append((len(ledger.acked), len(ledger.unanswered)))
             # After the last restart: every acknowledged block answers byte-identically
             # again, and every request that died in flight is stored exactly once when re-sent.
@@ -154,7 +159,9 @@ def test_killed_right_after_acknowledging_keeps_every_acknowledged_block(
     assert set(by_seq) == set(ledger.acked) | ledger.unanswered
     print(
         f"{backend}: {N_KILLS} kills; acknowledged {len(ledger.acked)}, killed in flight "
-        f"{len(ledger.unanswered)} (stored anyway {len(ledger.unanswered & stored_before)})"
+        f"{len(ledger.unanswered)} (stored anyway {len(ledger.unanswered & stored_before)}); "
+        f"restart to first answer median {sorted(starts)[len(starts) // 2]:.2f} s; "
+        f"store check {max(checks):.2f} s max"
     )
     # Each kill hit requests in flight, and acknowledgements grew between kills.
     assert len(ledger.unanswered) >= N_KILLS
