@@ -45,6 +45,8 @@ BATCH_EVENTS = 200
 # With nothing to upload the status alone is sent when it changed (link, battery, backlog) or
 # at least every 60 s, so the service knows the collector is alive and what it still holds.
 HEARTBEAT_S = 60.0
+# After a status alone was not stored (service down), wait 5 s before the next one.
+HEARTBEAT_RETRY_S = 5.0
 
 
 # A status that differs from the last one stored in these is sent at once when idle.
@@ -138,6 +140,7 @@ class OutboxUploader:
         self.with_status = with_status
         self.last_status: dict[str, Any] | None = None  # the last status the service stored
         self._last_status_s = float("-inf")
+        self._status_failed_s = float("-inf")
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.stats = DrainStats()
@@ -289,16 +292,20 @@ class OutboxUploader:
         changed = self.last_status is None or any(
             status[k] != self.last_status[k] for k in _STATUS_CHANGES
         )
-        due = time.monotonic() - self._last_status_s >= HEARTBEAT_S
-        if not (self.with_status and (force or changed or due)):
+        now_s = time.monotonic()
+        due = now_s - self._last_status_s >= HEARTBEAT_S
+        retry = now_s - self._status_failed_s >= HEARTBEAT_RETRY_S
+        if not (self.with_status and (force or ((changed or due) and retry))):
             return False
         self.stats.n_requests += 1
         try:
             response = await self._client.post(self.url, json=ingest_body([], [], status))
         except httpx.TransportError as exc:
+            self._status_failed_s = now_s
             log.info("status not sent: %s: %s", type(exc).__name__, exc)
             return False
         if response.status_code != 200:
+            self._status_failed_s = now_s
             log.info("status not stored (HTTP %d): %s", response.status_code, _reason(response))
             return False
         self.stats.n_status_only += 1

@@ -162,3 +162,18 @@ async def test_refused_event_is_narrowed_down_and_kept(tmp_path: Path) -> None:
     assert sorted(r.event_id for r in _events(app)) == sorted([first, good, after])
     assert [r.seq for r in stored(app)] == sorted(r.seq for r in stored(app))
     assert "laundry" not in json.dumps([r.fields for r in _events(app)])
+
+
+async def test_a_failed_status_is_not_retried_at_once(tmp_path: Path) -> None:
+    app, token = make_service(tmp_path)
+    transport = FaultyTransport(app, script=["cut"])
+    with Outbox(tmp_path / "o.sqlite3") as box:
+        box.set_status(device_state="streaming")
+        up = _uploader(box, transport, token)
+        assert await up.send_heartbeat() is False  # the service cannot be reached
+        assert await up.send_heartbeat() is False  # not again within HEARTBEAT_RETRY_S
+        assert up.stats.n_requests == 1
+        assert await up.send_heartbeat(force=True) is True
+        await up.aclose()
+    with Session(app.state.engine) as db:
+        assert db.scalars(select(DeviceStatusRow)).one().link == "connected"
