@@ -26,6 +26,8 @@ from tests.reliability.fault_proxy import FaultProxy
 from tests.reliability.service import REPO, Service
 
 NS = 1_000_000_000
+# How long a kill waits for a restarted collector that has not joined the stream yet.
+JOIN_WAIT_S = 3.0
 
 # A trigger copies every block and event the outbox commits into journal tables, inside the
 # same transaction: an exact record of what the collector committed, though the uploader
@@ -99,12 +101,18 @@ def _server_seqs(database: Path) -> set[int]:
         return {int(r[0]) for r in db.execute("SELECT seq FROM sample_blocks")}
 
 
+def _n_joins(joins: Path) -> int:
+    return len(joins.read_text().split()) if joins.exists() else 0
+
+
 class _Collector:
     def __init__(self, argv: list[str], directory: Path) -> None:
         self.argv, self.directory, self.n = argv, directory, 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.joins_at_start = 0
 
     def start(self) -> None:
+        self.joins_at_start = _n_joins(self.directory / "joins.log")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         log = (self.directory / f"collect-{self.n}.log").open("wb")
         self.n += 1
@@ -168,6 +176,15 @@ def run_chaos(
             for at_s, action in sorted(plan):
                 time.sleep(max(0.0, run.anchor_wall_ns / NS + at_s - time.time()))
                 if action == "kill":
+                    # A run still starting when its kill is due (a busy machine) is given up
+                    # to JOIN_WAIT_S to join the stream, then killed a random moment later.
+                    deadline = time.monotonic() + JOIN_WAIT_S
+                    while _n_joins(joins) <= collector.joins_at_start:
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.02)
+                    else:
+                        time.sleep(rng.uniform(0.0, 0.3))
                     run.exit_codes.append(collector.signal(signal.SIGKILL))
                     run.kills_wall_ns.append(time.time_ns())
                     collector.start()  # systemd Restart=always, RestartSec=0
@@ -181,6 +198,9 @@ def run_chaos(
                 back.join()
             time.sleep(max(0.0, run.anchor_wall_ns / NS + length_s + 0.5 - time.time()))
             _wait_drained(outbox, service, timeout_s=60)
+            deadline = time.monotonic() + JOIN_WAIT_S  # SIGTERM a run that has started
+            while _n_joins(joins) <= collector.joins_at_start and time.monotonic() < deadline:
+                time.sleep(0.02)
             run.exit_codes.append(collector.signal(signal.SIGTERM))
         finally:
             if collector.process is not None:

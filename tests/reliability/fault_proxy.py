@@ -1,8 +1,8 @@
 """A small HTTP proxy between the collector and the service that injects faults.
 
-Per request: with probability `p_5xx` it answers 503 itself; with probability `p_cut` it cuts
-the connection, half of the time before forwarding and half of the time after the service
-answered (the service committed, the client never hears it). Otherwise it forwards the request
+Of every 20 requests (shuffled), a fraction `p_5xx` it answers 503 itself and a fraction
+`p_cut` it cuts, alternately before forwarding and after the service answered (the service
+committed, the client never hears it). Otherwise it forwards the request
 and relays the answer. When the service is down the connection is closed unanswered. One
 request per connection (`Connection: close`). Runs its own event loop in a thread.
 """
@@ -18,6 +18,8 @@ from typing import Self
 from tests.service_process import free_port
 
 _503 = b'{"detail":"injected outage"}'
+# Faults are drawn in windows of this many requests, so that the rates hold in a short run.
+WINDOW = 20
 # A request the service has not answered in this time is dropped (the collector times out).
 UPSTREAM_TIMEOUT_S = 30.0
 
@@ -36,6 +38,19 @@ class FaultProxy:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._handlers: set[asyncio.Task[None]] = set()
+        self._plan: list[str | None] = []
+        self._windows = 0
+
+    def _next_fault(self) -> str | None:
+        """Faults in shuffled windows of 20 requests: exactly `p_5xx` and `p_cut` of each
+        window (the cuts alternate between before forwarding and after the answer)."""
+        if not self._plan:
+            n_5xx, n_cut = round(self.p_5xx * WINDOW), round(self.p_cut * WINDOW)
+            cut = "cut_after" if self._windows % 2 == 0 else "cut_before"
+            self._plan = ["503"] * n_5xx + [cut] * n_cut + [None] * (WINDOW - n_5xx - n_cut)
+            self.rng.shuffle(self._plan)
+            self._windows += 1
+        return self._plan.pop()
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -82,8 +97,8 @@ class FaultProxy:
             body = await reader.readexactly(length)
             request = ("\r\n".join([*kept, "Connection: close"]) + "\r\n\r\n").encode() + body
             self.counts["requests"] += 1
-            x = self.rng.random()
-            if x < self.p_5xx:
+            fault = self._next_fault()
+            if fault == "503":
                 self.counts["injected_503"] += 1
                 writer.write(
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -91,10 +106,10 @@ class FaultProxy:
                 )
                 await writer.drain()
                 return
-            cut = x < self.p_5xx + self.p_cut
-            if cut and self.rng.random() < 0.5:
+            if fault == "cut_before":
                 self.counts["cut_before"] += 1
                 return
+            cut = fault == "cut_after"
             try:
                 up_reader, up_writer = await asyncio.open_connection(
                     "127.0.0.1", self.upstream_port
