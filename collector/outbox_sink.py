@@ -75,7 +75,16 @@ class OutboxSink:
         log.info("gap of %.2f s (%s)", (end_ns - start_ns) / 1e9, cause)
 
     async def draft(self, block: SampleBlock) -> None:
-        """Commit the block still being filled (SIGKILL then loses only what came after)."""
+        """Commit the block still being filled (SIGKILL then loses only what came after).
+
+        The run's first draft carries the ``collector_down`` gap: its start is the run's first
+        sample, and a run killed before its first full block would otherwise lose the gap (the
+        next run promotes the draft, which moves the stream's end past the downtime).
+        """
+        if self._first:
+            self._first = False
+            for kind, fields in self._downtime(block):
+                self.outbox.put_event(kind, **fields)
         self.outbox.put_draft(block, self.stream)
 
     async def press(self, at_ns: int) -> None:

@@ -173,14 +173,34 @@ class _LinkGapSink:
         self.last_end_ns: int | None = None
         self.new_connection = False
 
-    async def __call__(self, block: SampleBlock) -> None:
+    async def _report_link_gap(self, first_sample_ns: int) -> None:
         if self.new_connection:
             self.new_connection = False
             last = self.last_end_ns
-            if self.events is not None and last is not None and block.t0_ns > last:
-                await self.events.gap(last, block.t0_ns, "ble_disconnect")
+            if self.events is not None and last is not None and first_sample_ns > last:
+                await self.events.gap(last, first_sample_ns, "ble_disconnect")
+
+    async def __call__(self, block: SampleBlock) -> None:
+        await self._report_link_gap(block.t0_ns)
         self.last_end_ns = block.end_ns
         await self.sink(block)
+
+    # The EventSink side: a draft of the new connection's first block already knows where the
+    # connection's samples start, so the drop is committed before it (a run killed after only
+    # a draft would otherwise lose the gap: the next run promotes the draft, which moves the
+    # stream's end past the drop).
+    async def draft(self, block: SampleBlock) -> None:
+        assert self.events is not None
+        await self._report_link_gap(block.t0_ns)
+        await self.events.draft(block)
+
+    async def gap(self, start_ns: int, end_ns: int, cause: str) -> None:
+        assert self.events is not None
+        await self.events.gap(start_ns, end_ns, cause)
+
+    async def press(self, at_ns: int) -> None:
+        assert self.events is not None
+        await self.events.press(at_ns)
 
 
 def _link_gaps(sessions: list[SessionResult]) -> list[Gap]:
@@ -269,7 +289,7 @@ async def run_collection(
                 on_session=connected,
                 max_samples=max_samples,
                 connect_timeout_s=connect_timeout_s,
-                events=events,
+                events=deliver if events is not None else None,
                 **backend_kwargs,
             )
         except BluetoothUnavailableError as exc:

@@ -178,3 +178,49 @@ def test_full_outbox_still_records_the_gap(tmp_path: Path) -> None:
         (event,) = box.pending_events(10)
         assert event.fields["cause"] == "collector_down"
         assert json.loads(json.dumps(event.wire()))["end_ns"] == T0_NS + 10**12
+
+
+def test_a_run_killed_after_only_a_draft_keeps_its_collector_down_gap(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    with Outbox(path) as box:
+        asyncio.run(OutboxSink(box)(_block(T0_NS)))
+    end = T0_NS + 100 * PERIOD_NS
+    resumed = end + 60 * 10**9
+    # second run: only a draft of its first block is committed, then it is SIGKILLed
+    with Outbox(path) as box:
+        asyncio.run(OutboxSink(box).draft(_block(resumed, n=40)))
+    # third run: promotes the draft (the stream's end moves past the downtime) and resumes
+    later = resumed + 40 * PERIOD_NS + 90 * 10**9
+    with Outbox(path) as box:
+        sink = OutboxSink(box)
+        asyncio.run(sink(_block(later)))
+        spans = sorted((e.fields["start_ns"], e.fields["end_ns"]) for e in box.pending_events(10))
+    assert spans == [(end, resumed), (resumed + 40 * PERIOD_NS, later)]
+
+
+def test_link_gap_is_reported_before_the_first_draft_after_a_drop() -> None:
+    from collector.reconnect import _LinkGapSink
+
+    calls: list[tuple[str, int, int]] = []
+
+    class Events:
+        async def gap(self, start_ns: int, end_ns: int, cause: str) -> None:
+            calls.append((cause, start_ns, end_ns))
+
+        async def draft(self, block: SampleBlock) -> None:
+            calls.append(("draft", block.t0_ns, block.end_ns))
+
+        async def press(self, at_ns: int) -> None:
+            raise AssertionError("no press")
+
+    async def sink(block: SampleBlock) -> None:
+        calls.append(("block", block.t0_ns, block.end_ns))
+
+    deliver = _LinkGapSink(sink, Events())
+    first, after_drop = _block(T0_NS), _block(T0_NS + 10**11, n=40)
+    asyncio.run(deliver(first))
+    deliver.new_connection = True
+    asyncio.run(deliver.draft(after_drop))
+    asyncio.run(deliver(_block(T0_NS + 10**11)))  # the full block: the drop is not reported twice
+    assert [c[0] for c in calls] == ["block", "ble_disconnect", "draft", "block"]
+    assert calls[1] == ("ble_disconnect", first.end_ns, after_drop.t0_ns)
