@@ -51,8 +51,11 @@ MIN_ACTIVE_S = 20
 EPOCH_WORN_FRACTION = 0.9
 #: Lowest rate accepted: the 0.25–5 Hz band and the 10-Hz jerk low-pass need fs ≥ 20 Hz.
 MIN_FS_HZ = 20.0
-#: Tremor needs fs ≥ 30 Hz (§2.3 item 8).
-TREMOR_MIN_FS_HZ = 30.0
+#: Tremor needs fs ≥ 50 Hz (pre-registration deviation 2; §2.3 item 8 says 30 Hz): the ratio's
+#: 1–20 Hz reference band lies inside the Nyquist band, below the anti-alias roll-off, only from
+#: 50 Hz on (at 32 Hz it is cut at 16 Hz and the ratio measures something else — on HMP's 6-bit
+#: 32-Hz data mostly quantisation noise, docs/fatigue-validation.md).
+TREMOR_MIN_FS_HZ = 50.0
 #: Tempo band and the peak-to-median PSD ratio required to report it (§2.3 item 3).
 TEMPO_BAND_HZ = (0.3, 4.0)
 TEMPO_MIN_PEAK_RATIO = 3.0
@@ -247,12 +250,17 @@ def _window_row(
         row["duty"] = active_s / worn_s
     if active_s > 0:
         row["astp"] = trans / (active_s / 60.0)
-        row["int"] = float(np.median(enmo_mg[win][active[win]]))
     # Filtered signals of the whole padded span (zero-phase, so the window sees no edge effect).
     grav = signal.sosfiltfilt(filt.grav, x, axis=0)
     band = signal.sosfiltfilt(filt.band, x, axis=0)
     v = np.sqrt(np.einsum("ij,ij->i", band, band))
     in_win = (ep >= _W0) & (ep < _W1)
+    # Intensity (pre-registration deviation 2): mean movement-band magnitude over every worn
+    # sample of the window, with no activity threshold — linear in the movement's amplitude,
+    # free of gravity and calibration offsets, and most quantisation noise (> 5 Hz) is removed.
+    worn_sample = in_win & ok & epoch_worn[ep]
+    if worn_s > 0 and worn_sample.any():
+        row["int"] = 1000.0 * float(np.mean(v[worn_sample]))
     g_mean = grav[in_win & ok].mean(axis=0) if np.any(in_win & ok) else np.full(3, np.nan)
     g_norm = float(np.linalg.norm(g_mean))
     g_unit = g_mean / g_norm if g_norm > 0 else np.full(3, np.nan)

@@ -38,13 +38,14 @@ def test_capture_sessions_carry_fatigue(capsys: pytest.CaptureFixture[str]) -> N
     f = detected["fatigue"]
     assert CONTRACT_KEYS <= set(f) and f["quality"] == "ok"
     # Regression figures of the synthesised wrist capture's 41-min session (change on purpose:
-    # they follow the OT-FI parameters of docs/fatigue-preregistration.md).
+    # they follow the OT-FI parameters of docs/fatigue-preregistration.md, here OT-FI v2 of
+    # deviation 2: mean band-magnitude intensity).
     assert (f["n_windows"], f["n_scored"], f["active_s"]) == (81, 53, 1488.0)
-    assert f["index"] == pytest.approx(0.6228, abs=1e-3)
-    assert f["delta"] == pytest.approx(0.5182, abs=1e-3)
+    assert f["index"] == pytest.approx(0.5233, abs=1e-3)
+    assert f["delta"] == pytest.approx(0.4025, abs=1e-3)
     assert f["ci95"][0] < f["delta"] < f["ci95"][1]
-    assert f["alarm"] is True and f["onset_s"] == 1185.5
-    assert list(f["contributions"])[:2] == ["int", "freq"]
+    assert f["alarm"] is True and f["onset_s"] == 1317.5
+    assert list(f["contributions"])[:2] == ["freq", "cv"]
     values = list(f["contributions"].values())
     assert values == sorted(values, reverse=True)  # ranked
     # The whole file as one session (--session) is scored too, over its own windows.
@@ -88,8 +89,10 @@ def test_detected_sessions_share_the_first_three_as_baseline(
     for i, (amp_g, freq_hz) in enumerate([(0.7, 1.6), (0.85, 1.4), (0.8, 1.5)]):
         parts += [arm_task(480, amp_g=amp_g, freq_hz=freq_hz, seed=10 + i), still(420, seed=20 + i)]
     # A stronger decline makes the session's task signature (log intensity, tempo) "novel"
-    # against this narrow synthetic baseline and the session is then not scored.
-    parts += [arm_task(480, amp_g=0.65, freq_hz=1.35, seed=13), still(120, seed=24)]
+    # against this narrow synthetic baseline and the session is then not scored. 0.52 g: v1's
+    # intensity (active ENMO, ≈ quadratic in amplitude) fell by 0.65²/0.8² at 0.65 g; OT-FI v2's
+    # (mean band magnitude, linear in amplitude; deviation 2) falls as much at 0.8·0.65²/0.8².
+    parts += [arm_task(480, amp_g=0.52, freq_hz=1.35, seed=13), still(120, seed=24)]
     sessions = _report(capsys, *_npy(tmp_path, "four", np.concatenate(parts)))["sessions"]
     assert len(sessions) == 4 and all(s["activity"] is None for s in sessions)
     fat = [s["fatigue"] for s in sessions]
