@@ -45,6 +45,8 @@ NS = 1_000_000_000
 # A kill loses what was decoded since the last draft (DRAFT_AFTER_NS of the recording) plus
 # what still waited in the collector's queue: 10 s of recording = 83 ms of wall time at 120x.
 QUEUE_SLACK_NS = 10 * NS
+# A ble_disconnect gap must cover an out-of-range span but for this much at either end.
+ABSENCE_TOLERANCE_NS = NS // 2
 
 
 @dataclass
@@ -244,12 +246,6 @@ def test_lost_samples_are_accounted_for(outcome: Outcome) -> None:
     assert after_commit.all(), _runs(rec, at_kill[~after_commit], kills_v)
 
 
-@pytest.mark.xfail(
-    reason="collector: the collector_down / ble_disconnect gap of a run is committed only with "
-    "its first full block; a run killed after committing only a draft loses it "
-    "(docs/reliability.md, defect 1)",
-    strict=False,
-)
 def test_every_missing_stretch_is_a_reported_gap(outcome: Outcome) -> None:
     rec, t_first = outcome.rec, int(outcome.rec.truth_ns[0])
     spans = [(int(e["start_ns"]), int(e["end_ns"])) for e in outcome.gaps]
@@ -275,4 +271,6 @@ def test_every_missing_stretch_is_a_reported_gap(outcome: Outcome) -> None:
     for s, e in rec.timeline.absent_ns.tolist():
         ble = [(a, b) for (a, b), ev in zip(spans, outcome.gaps, strict=True)
                if ev["cause"] == "ble_disconnect" and a < e and b > s]  # fmt: skip
-        assert ble and _covered(ble, s, e), (s, e, spans)
+        # (the absence is in receive time, gaps in sample time: host stalls shift them by
+        # up to 0.25 s, fixtures/README.md)
+        assert ble and _covered(ble, s + ABSENCE_TOLERANCE_NS, e - ABSENCE_TOLERANCE_NS), (s, e)
