@@ -24,6 +24,7 @@ time (end of the alarming window) − t0 in wall time.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -92,7 +93,15 @@ def _job(args: tuple[int, str, float | None, float | None, int]) -> dict:
     other = None
     if kind == "task_switch":  # a session of another task, chosen reproducibly
         others = [i for i, s in enumerate(_SESSIONS) if s.task != sess.task]
-        other = _SESSIONS[others[int(rng.integers(len(others)))]]
+        pick = int(rng.integers(len(others)))
+        # The switch time random_control will draw next (peeked on a copy of the generator):
+        # if the pick is too short to fill the rest of the session (possible in the tune pool),
+        # take the next session of the list that is long enough; draws are otherwise unchanged.
+        t_s = copy.deepcopy(rng).uniform(0.3, 0.7) * sess.duration_s
+        need = len(sess.accel_g) - round(t_s * sess.fs_hz)
+        order = others[pick:] + others[:pick]
+        fits = [j for j in order if len(_SESSIONS[j].accel_g) >= need]
+        other = _SESSIONS[fits[0] if fits else order[0]]
     case = runs.make_case(sess, kind, level, tau, rng, other)
     return evaluate(sess, case, base)
 
