@@ -101,6 +101,32 @@ def _server_seqs(database: Path) -> set[int]:
         return {int(r[0]) for r in db.execute("SELECT seq FROM sample_blocks")}
 
 
+def _kill_times(
+    rng: random.Random, n: int, lo: float, hi: float, quiet: list[tuple[float, float]], gap: float
+) -> list[float]:
+    """`n` random times in [lo, hi] outside the `quiet` spans, at least `gap` apart (uniform
+    spacings drawn on the free length, then laid out skipping the quiet spans)."""
+    free: list[tuple[float, float]] = []
+    t = lo
+    for a, b in sorted(quiet):
+        if a > t:
+            free.append((t, min(a, hi)))
+        t = max(t, b)
+    if t < hi:
+        free.append((t, hi))
+    total = sum(b - a for a, b in free)
+    slack = total - (n - 1) * gap - len(free) * gap  # room left once every spacing is kept
+    assert slack > 0, "the stream is too short for that many kills"
+    xs = sorted(rng.uniform(0, slack) for _ in range(n))
+    out, i, offset = [], 0, 0.0
+    for a, b in free:
+        while i < n and xs[i] + i * gap - offset < b - a - gap:
+            out.append(a + xs[i] + i * gap - offset)
+            i += 1
+        offset += b - a - gap
+    return out
+
+
 def _n_joins(joins: Path) -> int:
     return len(joins.read_text().split()) if joins.exists() else 0
 
@@ -158,16 +184,11 @@ def run_chaos(
             proxy.url, token, str(outbox), str(joins)]  # fmt: skip
     collector = _Collector(argv, directory)
     # Kill times: random, at least 1.2 s apart (a restart takes ~1 s), inside the stream, and
-    # not from 300 s of recording before an out-of-range span to 60 s after it, so that a
+    # not from 600 s of recording before an out-of-range span to 60 s after it, so that a
     # collector is connected when the wearable leaves (the link loss is then reported).
-    quiet = [((s - origin) / NS / speed - 300 / speed, (e - origin) / NS / speed + 60 / speed)
+    quiet = [((s - origin) / NS / speed - 600 / speed, (e - origin) / NS / speed + 60 / speed)
              for s, e in rec.timeline.absent_ns.tolist()]  # fmt: skip
-    kills: list[float] = []
-    while len(kills) < n_kills:
-        kills = sorted(rng.uniform(1.5, length_s - 1.0) for _ in range(n_kills))
-        kills = [k for k in kills if not any(a <= k <= b for a, b in quiet)]
-        kills = [k for i, k in enumerate(kills) if i == 0 or k - kills[i - 1] >= 1.2]
-    plan = [(k, "kill") for k in kills]
+    plan = [(k, "kill") for k in _kill_times(rng, n_kills, 1.5, length_s - 1.0, quiet, 1.2)]
     plan += [(outage_s[0], "server_down"), (outage_s[0] + outage_s[1], "server_up")]
     back: threading.Thread | None = None
     with proxy:
@@ -185,6 +206,10 @@ def run_chaos(
                         time.sleep(0.02)
                     else:
                         time.sleep(rng.uniform(0.0, 0.3))
+                    for a, b in quiet:  # the wait ran into a quiet stretch: after it, then
+                        now_s = time.time() - run.anchor_wall_ns / NS
+                        if a <= now_s <= b:
+                            time.sleep(b - now_s)
                     run.exit_codes.append(collector.signal(signal.SIGKILL))
                     run.kills_wall_ns.append(time.time_ns())
                     collector.start()  # systemd Restart=always, RestartSec=0
