@@ -19,11 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
-from bleak.backends.client import BaseBleakClient
-from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
-from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_str
 
@@ -32,15 +29,13 @@ from collector.assembly import Gap
 from collector.ble import collect
 from collector.capture import Capture, CaptureEvent, CaptureWriter, read_capture
 from collector.devices.base import DeviceProfile
+from collector.playback import PlaybackClient, build_services
 from collector.session import Session, Sink
 
 log = logging.getLogger(__name__)
 
-# The MTU a Polar device negotiates with the SDK (ConnectionHandler POLAR_PREFERRED_MTU).
-REPLAY_MTU = 512
 # Re-advertise this often: find_device_* registers its callback only after start() returns.
 ADVERTISE_EVERY_S = 0.01
-CCCD_UUID = normalize_uuid_str("2902")
 _DEFAULT_ADDRESS = "00:00:00:00:00:00"
 
 
@@ -143,64 +138,17 @@ def _script_from(address_or_ble_device: BLEDevice | str, kwargs: dict[str, Any])
     return script
 
 
-def build_services(
-    profile: DeviceProfile, recorded_chars: list[str] | None = None
-) -> BleakGATTServiceCollection:
-    """GATT table from the profile (control points read/write/indicate, data notify) plus every
-    other characteristic the recording used (write-only command characteristics, for example)."""
-    coll = BleakGATTServiceCollection()
-    handle = 1
-    service = BleakGATTService(None, handle, normalize_uuid_str(profile.service_uuids[0]))
-    coll.add_service(service)
-    chars: list[tuple[str, list[Any]]] = [
-        (normalize_uuid_str(u), ["read", "write", "indicate"]) for u in profile.control_uuids
-    ]
-    chars.append((normalize_uuid_str(profile.data_uuid), ["notify"]))
-    known = {uuid for uuid, _ in chars}
-    for uuid in recorded_chars or []:
-        uuid = normalize_uuid_str(uuid)
-        if uuid not in known:
-            known.add(uuid)
-            chars.append((uuid, ["read", "write", "write-without-response", "notify"]))
-    for uuid, props in chars:
-        handle += 1
-        ch = BleakGATTCharacteristic(
-            None, handle, normalize_uuid_str(uuid), props, lambda: REPLAY_MTU - 3, service
-        )
-        coll.add_characteristic(ch)
-        handle += 1
-        coll.add_descriptor(BleakGATTDescriptor(None, handle, CCCD_UUID, ch))
-    return coll
-
-
-class ReplayClient(BaseBleakClient):
+class ReplayClient(PlaybackClient):
     """bleak client backend that plays back a capture."""
 
     def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
-        super().__init__(
-            address_or_ble_device,
-            disconnected_callback=kwargs.get("disconnected_callback"),
-            timeout=kwargs.get("timeout", 10.0),
-        )
+        super().__init__(address_or_ble_device, **kwargs)
         self.script = _script_from(address_or_ble_device, kwargs)
-        self._connected = False
-        self._callbacks: dict[str, Callable[[bytearray], None]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
         """Recorded device name (or the address)."""
         return self.script.name or self.address
-
-    @property
-    def mtu_size(self) -> int:
-        """Negotiated MTU (Polar's preferred one)."""
-        return REPLAY_MTU
-
-    @property
-    def is_connected(self) -> bool:
-        """True between connect() and a (recorded or host) disconnect."""
-        return self._connected
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         """Build the GATT table and consume the recorded connect."""
@@ -213,24 +161,6 @@ class ReplayClient(BaseBleakClient):
         if self._task is not None and not self._task.done():
             await self._task
         self._connected = False
-
-    async def pair(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to pair."""
-
-    async def unpair(self) -> None:
-        """Nothing to unpair."""
-
-    async def read_gatt_char(
-        self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
-    ) -> bytearray:
-        """Reads are not recorded; return empty bytes."""
-        return bytearray()
-
-    async def read_gatt_descriptor(
-        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
-    ) -> bytearray:
-        """Reads are not recorded; return empty bytes."""
-        return bytearray()
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
@@ -264,9 +194,6 @@ class ReplayClient(BaseBleakClient):
         finally:
             self.script.idle.set()
 
-    async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
-        """Descriptor writes are accepted and ignored."""
-
     async def start_notify(
         self,
         characteristic: BleakGATTCharacteristic,
@@ -274,17 +201,12 @@ class ReplayClient(BaseBleakClient):
         **kwargs: Any,
     ) -> None:
         """Route recorded notifications of this characteristic to `callback`."""
-        self._callbacks[characteristic.uuid] = callback
+        await super().start_notify(characteristic, callback, **kwargs)
         if self._task is None or self._task.done():
             segment = self.script.take_unprompted(set(self._callbacks))
             if segment:
                 self.script.idle.clear()
                 self._task = asyncio.get_running_loop().create_task(self._deliver(segment))
-
-    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        """Stop routing notifications of this characteristic."""
-        self._callbacks.pop(characteristic.uuid, None)
-
 
 class ReplayScanner(BaseBleakScanner):
     """bleak scanner backend that advertises the recorded device from a background task."""

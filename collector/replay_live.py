@@ -25,16 +25,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 from bleak.backends.characteristic import BleakGATTCharacteristic
-from bleak.backends.client import BaseBleakClient
-from bleak.backends.descriptor import BleakGATTDescriptor
-from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_str
 from numpy.typing import NDArray
 
 from collector import devices
-from collector.replay import ADVERTISE_EVERY_S, REPLAY_MTU, build_services
+from collector.playback import PlaybackClient, build_services
+from collector.replay import ADVERTISE_EVERY_S
 
 # The delivery task sleeps at least this long (wall clock): at 120x and 30 Hz that is ~18
 # notifications per wake-up, like the bursts of a BLE connection event (timestamps are not
@@ -152,35 +150,15 @@ class LiveWearable:
                 await asyncio.sleep(min(MAX_SLEEP_S, max(MIN_SLEEP_S, wait_s)))
 
 
-class LiveClient(BaseBleakClient):
+class LiveClient(PlaybackClient):
     """bleak client backend connected to a `LiveWearable` (bound as a class attribute)."""
 
     wearable: ClassVar[LiveWearable]
-
-    def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
-        super().__init__(
-            address_or_ble_device,
-            disconnected_callback=kwargs.get("disconnected_callback"),
-            timeout=kwargs.get("timeout", 10.0),
-        )
-        self._connected = False
-        self._callbacks: dict[str, Callable[[bytearray], None]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
         """The wearable's name."""
         return self.wearable.timeline.name
-
-    @property
-    def mtu_size(self) -> int:
-        """Negotiated MTU."""
-        return REPLAY_MTU
-
-    @property
-    def is_connected(self) -> bool:
-        """True between connect() and a disconnect (either side)."""
-        return self._connected
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         """Connect when the wearable is in range."""
@@ -206,24 +184,6 @@ class LiveClient(BaseBleakClient):
             except asyncio.CancelledError:
                 pass
 
-    async def pair(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to pair."""
-
-    async def unpair(self) -> None:
-        """Nothing to unpair."""
-
-    async def read_gatt_char(
-        self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
-    ) -> bytearray:
-        """No readable values."""
-        return bytearray()
-
-    async def read_gatt_descriptor(
-        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
-    ) -> bytearray:
-        """No readable values."""
-        return bytearray()
-
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
     ) -> None:
@@ -234,22 +194,6 @@ class LiveClient(BaseBleakClient):
         if callback is not None and self._task is None:
             loop = asyncio.get_running_loop()
             self._task = loop.create_task(self.wearable.stream(self, callback))
-
-    async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
-        """Descriptor writes are accepted and ignored."""
-
-    async def start_notify(
-        self,
-        characteristic: BleakGATTCharacteristic,
-        callback: Callable[[bytearray], None],
-        **kwargs: Any,
-    ) -> None:
-        """Route notifications of this characteristic to `callback`."""
-        self._callbacks[characteristic.uuid] = callback
-
-    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        """Stop routing notifications of this characteristic."""
-        self._callbacks.pop(characteristic.uuid, None)
 
 
 class LiveScanner(BaseBleakScanner):
