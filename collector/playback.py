@@ -12,6 +12,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.uuids import normalize_uuid_str
 
@@ -109,3 +110,28 @@ class PlaybackClient(BaseBleakClient):
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         """Stop routing notifications of this characteristic."""
         self._callbacks.pop(characteristic.uuid, None)
+
+
+class PlaybackScanner(BaseBleakScanner):
+    """Scanner side: advertisements come from a task (`_advertise`), because bleak's
+    find_device_* registers its callback only after start() returns."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def _advertise(self) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Start advertising from a task."""
+        self.seen_devices = {}
+        self._task = asyncio.get_running_loop().create_task(self._advertise())
+
+    async def stop(self) -> None:
+        """Stop advertising."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

@@ -20,7 +20,7 @@ from typing import Any
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_str
 
@@ -29,7 +29,7 @@ from collector.assembly import Gap
 from collector.ble import collect
 from collector.capture import Capture, CaptureEvent, CaptureWriter, read_capture
 from collector.devices.base import DeviceProfile
-from collector.playback import PlaybackClient, build_services
+from collector.playback import PlaybackClient, PlaybackScanner, build_services
 from collector.session import Session, Sink
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,8 @@ class ReplayClient(PlaybackClient):
                 self.script.idle.clear()
                 self._task = asyncio.get_running_loop().create_task(self._deliver(segment))
 
-class ReplayScanner(BaseBleakScanner):
+
+class ReplayScanner(PlaybackScanner):
     """bleak scanner backend that advertises the recorded device from a background task."""
 
     def __init__(
@@ -224,21 +225,6 @@ class ReplayScanner(BaseBleakScanner):
             raise BleakError("ReplayScanner needs script=ReplayScript(...)")
         self.script = script
         self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Start advertising (from a task: callbacks are registered after start returns)."""
-        self.seen_devices = {}
-        self._task = asyncio.get_running_loop().create_task(self._advertise())
-
-    async def stop(self) -> None:
-        """Stop advertising."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def _advertise(self) -> None:
         uuids = [normalize_uuid_str(u) for u in self.script.profile.service_uuids]

@@ -25,13 +25,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 from bleak.backends.characteristic import BleakGATTCharacteristic
-from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_str
 from numpy.typing import NDArray
 
 from collector import devices
-from collector.playback import PlaybackClient, build_services
+from collector.playback import PlaybackClient, PlaybackScanner, build_services
 from collector.replay import ADVERTISE_EVERY_S
 
 # The delivery task sleeps at least this long (wall clock): at 120x and 30 Hz that is ~18
@@ -196,7 +196,7 @@ class LiveClient(PlaybackClient):
             self._task = loop.create_task(self.wearable.stream(self, callback))
 
 
-class LiveScanner(BaseBleakScanner):
+class LiveScanner(PlaybackScanner):
     """bleak scanner backend: the wearable advertises while it is in range."""
 
     wearable: ClassVar[LiveWearable]
@@ -210,21 +210,6 @@ class LiveScanner(BaseBleakScanner):
     ) -> None:
         super().__init__(detection_callback, service_uuids)
         self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Start listening (advertisements come from a task)."""
-        self.seen_devices = {}
-        self._task = asyncio.get_running_loop().create_task(self._advertise())
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def _advertise(self) -> None:
         w = self.wearable
