@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FEATURES", "PAD_S", "SIGNATURE", "STEP_S", "WINDOW_S", "FatigueWindows"]
+__all__ = [
+    "FEATURES",
+    "FEATURES_VERSION",
+    "PAD_S",
+    "SIGNATURE",
+    "STEP_S",
+    "WINDOW_S",
+    "FatigueWindows",
+]
 
 #: Analysis window and step, s (methods.md §2.5 step 1: 60-s windows with a 30-s step).
 WINDOW_S = 60
@@ -23,6 +31,13 @@ STEP_S = 30
 #: time constants of the 0.25-Hz order-4 Butterworth used for gravity, so edge transients of the
 #: zero-phase filter have decayed inside the window.
 PAD_S = 15
+
+#: Version of the window features, stored with every window the service keeps
+#: (`api.models.FatigueWindowRow.features_version`); rows of another version are recomputed from
+#: the stored samples before they are scored (docs/fatigue-api.md). 1 = the pre-registered
+#: features (docs/fatigue-preregistration.md), 2 = pre-registration deviation 2 ("OT-FI v2").
+#: Bump it on any change that alters a window's row (a feature, a column, a threshold).
+FEATURES_VERSION: int = 2
 
 #: Feature columns, methods.md §2.3 items 1–9 (units in docs/fatigue.md).
 FEATURES: tuple[str, ...] = ("int", "duty", "freq", "reg", "cv", "jerk", "sampen", "trem", "astp")
