@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis.fatigue_baseline import Baseline, build_baseline, cluster, posture
+from analysis.fatigue_features import MIN_FS_HZ
 from analysis.fatigue_params import (
     DEFAULT_PARAMS,
     FatigueParams,
@@ -112,6 +113,7 @@ def session_fatigue(
     calibration_ok: bool = True,
     params: FatigueParams = DEFAULT_PARAMS,
     task: str | None = None,
+    fs_hz: float | None = None,
 ) -> dict[str, Any]:
     """OT-FI of one session (methods.md §2.5 steps 3–9).
 
@@ -127,6 +129,10 @@ def session_fatigue(
     params : FatigueParams
     task : str, optional
         The session's task tag (selects the stratum of a tagged baseline).
+    fs_hz : float, optional
+        The session's sampling rate, Hz; below `analysis.fatigue_features.MIN_FS_HZ` (20 Hz)
+        the session fails the first gate, "rate_lt_20hz" (such data yields no windows, and
+        "wear_lt_90pct" would mislead). None: unknown, the gate is not checked.
 
     Returns
     -------
@@ -134,11 +140,20 @@ def session_fatigue(
         JSON-ready; keys in docs/fatigue.md. Times (``onset_s`` …) are active seconds from the
         session's first window. When ``quality != "ok"`` every number is None, ``alarm`` False
         and ``contributions`` {}.
+
+    Raises
+    ------
+    ValueError
+        ``fs_hz`` given but not a positive finite number.
     """
+    if fs_hz is not None and not (math.isfinite(fs_hz) and fs_hz > 0):
+        raise ValueError(f"fs_hz must be a positive number of Hz or None, got {fs_hz!r}")
     fw = windows.take(np.argsort(windows.start_ns, kind="stable"))
     out = _blank(fw)
     n = len(fw)
     gates: list[str] = []
+    if fs_hz is not None and fs_hz < MIN_FS_HZ:
+        gates.append("rate_lt_20hz")  # checked first: the movement band needs >= 20 Hz
     if n == 0 or out["wear_fraction"] < params.gate_min_wear_fraction:
         gates.append("wear_lt_90pct")
     if out["active_s"] < params.gate_min_active_s:

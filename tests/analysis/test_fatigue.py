@@ -216,6 +216,30 @@ def test_empty_session() -> None:
     assert_no_numbers(res)
 
 
+def test_gate_rate_is_checked_first(controls: list[FatigueWindows]) -> None:
+    # Data below 20 Hz yields no windows: the session reports its rate, not "wear_lt_90pct".
+    res = session_fatigue(FatigueWindows.empty(), fs_hz=12.5)
+    assert res["quality"] == "rate_lt_20hz"
+    assert res["quality_failed"] == ["rate_lt_20hz", "wear_lt_90pct", "active_lt_5min"]
+    assert_no_numbers(res)
+    # It comes first whatever the windows: scorable windows at 19.9 Hz are not scored.
+    slow = session_fatigue(controls[0], fs_hz=19.9)
+    assert slow["quality"] == "rate_lt_20hz" and slow["quality_failed"] == ["rate_lt_20hz"]
+    assert_no_numbers(slow)
+    # From 20 Hz on, or with the rate unknown (None, the default), nothing changes.
+    ref = session_fatigue(controls[0])
+    assert ref["quality"] == "ok" and ref["index"] is not None
+    assert session_fatigue(controls[0], fs_hz=20.0) == ref
+    assert session_fatigue(controls[0], fs_hz=50.0) == ref
+    assert session_fatigue(FatigueWindows.empty(), fs_hz=25.0)["quality"] == "wear_lt_90pct"
+
+
+@pytest.mark.parametrize("fs_hz", [0.0, -25.0, float("nan"), float("inf")])
+def test_bad_rate_is_a_value_error(fs_hz: float) -> None:
+    with pytest.raises(ValueError, match=r"fs_hz must be a positive number of Hz or None, got"):
+        session_fatigue(FatigueWindows.empty(), fs_hz=fs_hz)
+
+
 def _random_windows(draw: st.DrawFn) -> FatigueWindows:
     n = draw(st.integers(0, 70))
     seed = draw(st.integers(0, 2**32 - 1))
