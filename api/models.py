@@ -278,14 +278,21 @@ class AuditEntry(Base):
 class FatigueWindowRow(Base):
     """One 60-s fatigue window of one device stream (`analysis.fatigue_features`, issue 6).
 
-    Computed on ingest from the samples of the window's padded span and never from raw blocks
-    at read time. ``n_samples`` counts the samples in ``[start_ns, start_ns + 60 s)`` (to pick
-    one stream where several cover a window); ``data`` holds the window's other columns as
-    little-endian float64 in the order of `api.services.fatigue_windows.LAYOUT`.
+    Computed on ingest from the samples of the window's padded span; at read time only when
+    its ``features_version`` is not the current one. ``n_samples`` counts the samples in
+    ``[start_ns, start_ns + 60 s)`` (to pick one stream where several cover a window);
+    ``data`` holds the window's other columns as
+    little-endian float64 in the order of `api.services.fatigue_windows.LAYOUT`;
+    ``features_version`` the `analysis.fatigue_windows.FEATURES_VERSION` it was computed with
+    (NULL: stored before migration 0005). Rows of another version are recomputed before scoring.
     """
 
     __tablename__ = "fatigue_windows"
-    __table_args__ = (UniqueConstraint("device_id", "stream", "start_ns"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "stream", "start_ns"),
+        # The staleness check of every patient read (api.services.fatigue.ensure_current).
+        Index("ix_fatigue_windows_device_version", "device_id", "features_version"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
@@ -293,3 +300,4 @@ class FatigueWindowRow(Base):
     start_ns: Mapped[int] = mapped_column(BigInteger)
     n_samples: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    features_version: Mapped[int | None] = mapped_column(Integer, nullable=True)

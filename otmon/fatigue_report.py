@@ -28,7 +28,10 @@ def add_fatigue(
         for first, last in fatigue_windows.session_start_ranges(spans)
     ]
     windows = FatigueWindows.concat(parts)
+    block_spans = [(b.t0_ns, b.end_ns, b.fs_hz) for b in blocks]  # the rate gate's rates
     for session, fatigue in zip(
-        sessions, fatigue_windows.sessions_fatigue(windows, spans, grid=grid), strict=True
+        sessions,
+        fatigue_windows.sessions_fatigue(windows, spans, grid=grid, block_spans=block_spans),
+        strict=True,
     ):
         session["fatigue"] = fatigue

@@ -15,7 +15,8 @@ that both compute every window the same way and get identical rows:
 - Blocks of another sampling rate (to 0.1 Hz, `grid_rate_hz`) are laid on their own grid; where
   two rates cover one window, the one with more samples in ``[s, s + 60 s)`` wins (ties: the
   earlier rate seen).
-  Blocks below `analysis.fatigue_features.MIN_FS_HZ` (20 Hz) give no windows.
+  Blocks below `analysis.fatigue_features.MIN_FS_HZ` (20 Hz) give no windows; a session whose
+  samples are mostly at such a rate fails the rate gate (`session_rates_hz`, "rate_lt_20hz").
 """
 
 from __future__ import annotations
@@ -294,19 +295,53 @@ def with_grid_wear(windows: FatigueWindows, grid: SecondGrid | None) -> FatigueW
     return FatigueWindows(**cols)
 
 
+def session_rates_hz(
+    block_spans: Sequence[tuple[int, int, float]], spans: Sequence[SessionSpan]
+) -> list[float | None]:
+    """The sampling rate of each session, for the rate gate of `session_fatigue`.
+
+    The rate (`grid_rate_hz`, to 0.1 Hz, the rate windows are computed at) that covers most of
+    the session's samples, a block's samples in the session counted as overlap × its rate; ties
+    go to the higher rate; None (rate unknown, gate not checked) when no block overlaps it.
+    ``block_spans`` are (t0_ns, end_ns, fs_hz), as `analysis.gaps.classify_gaps` takes them.
+    """
+    if not block_spans:
+        return [None] * len(spans)
+    t0 = np.array([b[0] for b in block_spans], dtype=np.int64)
+    end = np.array([b[1] for b in block_spans], dtype=np.int64)
+    fs = np.array([b[2] for b in block_spans], dtype=np.float64)
+    uniq, inv = np.unique(fs, return_inverse=True)
+    rates, which = np.unique(np.array([grid_rate_hz(f) for f in uniq])[inv], return_inverse=True)
+    out: list[float | None] = []
+    for s in spans:
+        overlap_ns = np.minimum(end, s.end_ns) - np.maximum(t0, s.start_ns)
+        hit = overlap_ns > 0
+        if not hit.any():
+            out.append(None)
+            continue
+        n = np.bincount(
+            which[hit], weights=overlap_ns[hit] * fs[hit] / NS_PER_S, minlength=rates.size
+        )
+        out.append(float(rates[max(range(rates.size), key=lambda k: (n[k], rates[k]))]))
+    return out
+
+
 def sessions_fatigue(
     windows: FatigueWindows,
     spans: Sequence[SessionSpan],
     *,
     grid: SecondGrid | None,
+    block_spans: Sequence[tuple[int, int, float]] = (),
     calibration_ok: bool = CALIBRATION_OK,
 ) -> list[dict[str, Any]]:
     """`session_fatigue` of every session (``spans`` of one patient or file, in time order).
 
     The baseline of an activity is built from the first `BASELINE_SESSIONS` sessions with that
     activity (detected sessions, activity None, form one group and are stratified by the task
-    signature; labelled activities are their own stratum).
+    signature; labelled activities are their own stratum). Each session is given its rate
+    (`session_rates_hz` of ``block_spans``; none given: unknown) for the rate gate.
     """
+    rates = session_rates_hz(block_spans, spans)
     windows = with_grid_wear(windows, grid)
     per_session = [windows.select(s.start_ns, s.end_ns) for s in spans]
     order = sorted(range(len(spans)), key=lambda i: spans[i].start_ns)
@@ -320,6 +355,10 @@ def sessions_fatigue(
         baseline = build_baseline([per_session[i] for i in first], tags=tags)
         for i in members:
             out[i] = session_fatigue(
-                per_session[i], baseline=baseline, calibration_ok=calibration_ok, task=activity
+                per_session[i],
+                baseline=baseline,
+                calibration_ok=calibration_ok,
+                task=activity,
+                fs_hz=rates[i],
             )
     return out

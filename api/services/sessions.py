@@ -99,21 +99,32 @@ def compute(db: Session, *, patient: Patient) -> list[tuple[SessionSpan, bool, d
     else:
         return []
     spans = sorted([(s, False) for s in detected] + [(s, True) for s in labelled], key=lambda p: p[0].start_ns)
+    block_spans = events.block_spans(db, device_ids=device_ids)
     summaries = summarise_sessions(
         stored,
         [s for s, _ in spans],
         personal_peak_mg=peak,
-        block_spans=events.block_spans(db, device_ids=device_ids),
+        block_spans=block_spans,
         gap_events=events.gap_events(db, device_ids=device_ids),
         backlog=events.backlog_spans(db, device_ids=device_ids),
     )
     # Fatigue from the stored windows (issue 6, api.services.fatigue), as `otmon analyze`.
-    fatigue.add_to_sessions(db, patient_id=patient.id, grid=stored, sessions=list(zip([s for s, _ in spans], summaries, strict=True)))
+    fatigue.add_to_sessions(
+        db,
+        patient_id=patient.id,
+        grid=stored,
+        sessions=list(zip([s for s, _ in spans], summaries, strict=True)),
+        block_spans=block_spans,
+    )
     return [(s, is_label, summary) for (s, is_label), summary in zip(spans, summaries, strict=True)]
 
 
 def list_sessions(db: Session, *, patient: Patient, from_ns: int | None, to_ns: int | None) -> list[dict[str, Any]]:
     """Session objects overlapping ``[from_ns, to_ns)``, from the cache (filled when invalid)."""
+    # Stored fatigue windows of another features version are recomputed first (locking the
+    # devices before the patient, as ingest does); the cached objects scored them: drop them.
+    if fatigue.ensure_current(db, patient_id=patient.id):
+        invalidate(db, patient_id=patient.id)
     # Lock the patient row so an ingest committing meanwhile cannot leave a stale cache marked
     # valid: it invalidates under the same lock, after this transaction has committed.
     db.execute(select(Patient.id).where(Patient.id == patient.id).with_for_update())

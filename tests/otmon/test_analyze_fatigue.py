@@ -100,3 +100,20 @@ def test_detected_sessions_share_the_first_three_as_baseline(
     between = [f["index_between"] for f in fat]
     # Against the first three sessions the fourth is the one above the baseline.
     assert between[3] > 0.5 > max(between[:3]) and between[3] > max(between[:3]) + 0.1
+
+
+def test_a_recording_below_20_hz_fails_the_rate_gate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # 12.5 Hz (every other sample of the 25-Hz task): no fatigue windows; the session says why.
+    accel = arm_task(600, seed=4)
+    path = tmp_path / "slow.npy"
+    np.save(path, accel[::2].astype(np.float32))
+    args = [str(path), "--fs", "12.5", "--start", START, "--session"]
+    (s,) = _report(capsys, *args)["sessions"]
+    f = s["fatigue"]
+    assert f["quality"] == "rate_lt_20hz" and f["quality_failed"][0] == "rate_lt_20hz"
+    assert (f["index"], f["delta"], f["onset_s"], f["n_windows"]) == (None, None, None, 0)
+    # The same movement at 25 Hz is scored.
+    (ok,) = _report(capsys, *_npy(tmp_path, "fast", accel), "--session")["sessions"]
+    assert ok["fatigue"]["quality"] == "ok" and ok["fatigue"]["n_windows"] > 0
