@@ -104,7 +104,7 @@ def _of_another_version(patient_id: int) -> tuple[ColumnElement[bool], ...]:
     )
 
 
-def stale_probe(patient_id: int) -> Select[tuple[int]]:
+def stale_probe(patient_id: int) -> Select[int]:
     """A device of the patient with a stored window of another version (none: all current).
 
     One query, two seeks per device on ``ix_fatigue_windows_device_version`` (device_id,
