@@ -36,9 +36,12 @@ _NS = 1_000_000_000
 _SPAN = WINDOW_S + 2 * PAD_S  # 1-s epochs in a padded span
 _W0, _W1 = PAD_S, PAD_S + WINDOW_S  # the window proper, in epochs of the span
 
-#: Population light-activity threshold on 1-s ENMO, mg (Hildebrand et al. 2014, adults, wrist;
-#: methods.md §2.3 "Active epoch"). 18 mg for adults ≥ 70 y (Migueles 2021) is the other option.
-ACTIVE_THRESHOLD_MG = 44.8
+#: An epoch is active when the mean movement-band magnitude ‖BP₀.₂₅–₅(a)‖ of its worn samples
+#: reaches this, mg (pre-registration deviation 3; methods.md §2.3 used 1-s ENMO ≥ 44.8 mg).
+#: The hand is moving, not resting: above the band noise of a still device (≤ 5 mg) and below
+#: slow, careful reaching (a minimum-jerk 0.3-m reach in 1.5 s averages 51 mg), immune to
+#: calibration offsets and drift (the band excludes gravity), and the signal `int` measures.
+ACTIVE_THRESHOLD_MG = 30.0
 #: Active runs shorter than this are removed (hysteresis), s (§2.3).
 MIN_ACTIVE_RUN_S = 2
 #: Rest pause and rest break: worn inactive runs of at least these lengths, s (§2.3).
@@ -118,8 +121,8 @@ def window_features(
         UTC ns of the first sample.
     worn : array_like of bool, shape (n_samples,), optional
         Wear mask per sample; default all worn.
-    active_threshold_mg : float, default 44.8
-        θ_act on 1-s ENMO, mg: max(population threshold, rest P95 + 10 mg) (§2.3).
+    active_threshold_mg : float, default 30
+        θ on the 1-s mean movement-band magnitude, mg (`ACTIVE_THRESHOLD_MG`; deviation 3).
 
     Returns
     -------
@@ -219,10 +222,14 @@ def _window_row(
     epoch_worn = cnt_ok >= np.floor(EPOCH_WORN_FRACTION * fs)
     en = np.sqrt(np.einsum("ij,ij->i", x, x))
     denom = np.maximum(cnt_ok, 1)
-    enmo_mg = np.bincount(ep[ok], np.maximum(en[ok] - 1.0, 0.0), _SPAN)[:_SPAN] / denom * 1000.0
     mean_en = np.bincount(ep[ok], en[ok], _SPAN)[:_SPAN] / denom
     mad_mg = np.bincount(ep[ok], np.abs(en[ok] - mean_en[ep[ok]]), _SPAN)[:_SPAN] / denom * 1000.0
-    active = epoch_worn & (enmo_mg >= thr_mg)
+    # Filtered signals of the whole padded span (zero-phase, so the window sees no edge effect).
+    grav = signal.sosfiltfilt(filt.grav, x, axis=0)
+    band = signal.sosfiltfilt(filt.band, x, axis=0)
+    v = np.sqrt(np.einsum("ij,ij->i", band, band))
+    band_mg = np.bincount(ep[ok], v[ok], _SPAN)[:_SPAN] / denom * 1000.0
+    active = epoch_worn & (band_mg >= thr_mg)
     s0, s1 = _runs(active)
     for a0, a1 in zip(s0, s1):
         if a1 - a0 < MIN_ACTIVE_RUN_S:
@@ -250,10 +257,6 @@ def _window_row(
         row["duty"] = active_s / worn_s
     if active_s > 0:
         row["astp"] = trans / (active_s / 60.0)
-    # Filtered signals of the whole padded span (zero-phase, so the window sees no edge effect).
-    grav = signal.sosfiltfilt(filt.grav, x, axis=0)
-    band = signal.sosfiltfilt(filt.band, x, axis=0)
-    v = np.sqrt(np.einsum("ij,ij->i", band, band))
     in_win = (ep >= _W0) & (ep < _W1)
     # Intensity (pre-registration deviation 2): mean movement-band magnitude over every worn
     # sample of the window, with no activity threshold — linear in the movement's amplitude,
@@ -275,7 +278,7 @@ def _window_row(
         row["freq"] = _tempo_hz(stack, fs)
         row["reg"] = _regularity(stack, fs)
     if active_s > 0:
-        row["cv"] = _cycle_cv(v, act_sample, enmo_mg[win][active[win]], fs)
+        row["cv"] = _cycle_cv(v, act_sample, band_mg[win][active[win]], fs)
         d_lp = signal.sosfiltfilt(filt.jerk, x - grav, axis=0)
         row["jerk"] = _ldlj_a(v, d_lp, act_sample, fs)
         pick = first_of_epoch[_W0] + np.round(
@@ -348,9 +351,13 @@ def _regularity(stack: FloatArray, fs: float) -> float:
 
 
 def _cycle_cv(
-    v: FloatArray, act: NDArray[np.bool_], enmo_active_mg: FloatArray, fs: float
+    v: FloatArray, act: NDArray[np.bool_], band_active_mg: FloatArray, fs: float
 ) -> float:
-    """CV of per-cycle peak amplitude of v; CV of active 1-s ENMO with < 10 cycles (§2.3 item 5)."""
+    """CV of per-cycle peak amplitude of v; with < 10 cycles, CV of the active epochs' mean v.
+
+    §2.3 item 5 falls back on active 1-s ENMO; the band magnitude (deviation 3) is the signal
+    that defines activity, and it is free of calibration offsets.
+    """
     sd = float(np.std(v[act]))
     if sd > 0:
         pk, _ = signal.find_peaks(
@@ -360,8 +367,8 @@ def _cycle_cv(
         if pk.size >= MIN_CYCLES:
             amp = v[pk]
             return float(np.std(amp, ddof=1) / np.mean(amp))
-    if enmo_active_mg.size >= 2 and np.mean(enmo_active_mg) > 0:
-        return float(np.std(enmo_active_mg, ddof=1) / np.mean(enmo_active_mg))
+    if band_active_mg.size >= 2 and np.mean(band_active_mg) > 0:
+        return float(np.std(band_active_mg, ddof=1) / np.mean(band_active_mg))
     return float("nan")
 
 

@@ -49,6 +49,8 @@ class FatigueParams:
     astp_trailing_s: float = 300.0
     #: Floor the ASTP scale at its Poisson counting SD (pre-registration deviation 1).
     astp_poisson_floor: bool = True
+    #: Floor the duty scale at its compound-Poisson SD (pre-registration deviation 3).
+    duty_poisson_floor: bool = True
     #: Task clustering on posture (unit gravity vector): k in 2..6 by silhouette, k-means++ with
     #: a fixed seed (§2.5 step 3); a split is accepted only with mean silhouette ≥ 0.5, and
     #: novelty is P99 of baseline distances (deviations, docs/fatigue.md §3).
@@ -168,11 +170,12 @@ def robust_reference(
 ) -> tuple[FloatArray, FloatArray]:
     """Median and floored robust scale per feature: μ = median, σ = max(1.4826·MAD, floor).
 
-    ASTP is a count over the trailing 5 min, whose counting noise the MAD of a 5-min reference
-    cannot see (its trailing spans overlap almost entirely). With `active_min`, the ASTP scale
-    is also floored at the Poisson SD of such a rate, √(λ / A) with λ = max(μ, 1/A) per min and
-    A the reference's largest trailing active minutes (a full 5-min span; pre-registration
-    deviation 1).
+    ASTP and duty are sums over the trailing 5 min, whose counting noise the MAD of a 5-min
+    reference cannot see (its trailing spans overlap almost entirely). With `active_min`, the
+    ASTP scale is also floored at the Poisson SD of such a rate, √(λ / A) with λ = max(μ, 1/A)
+    per min and A the reference's largest trailing active minutes (a full 5-min span;
+    pre-registration deviation 1), and the duty scale at d(1 − d)·√(2/N), the SD of a duty
+    cycle interrupted by N = max(μ_astp·A, 1) rest pauses of exponential length (deviation 3).
 
     Parameters
     ----------
@@ -195,11 +198,17 @@ def robust_reference(
             med[j] = float(np.median(col))
             scale[j] = max(1.4826 * float(np.median(np.abs(col - med[j]))), params.floors[j])
     j = FEATURES.index("astp")
-    if params.astp_poisson_floor and active_min is not None and np.isfinite(med[j]):
-        a = active_min[np.isfinite(active_min) & (active_min > 0)]
-        if a.size:
-            a_min = float(np.max(a))
-            scale[j] = max(scale[j], float(np.sqrt(max(med[j], 1.0 / a_min) / a_min)))
+    a = np.zeros(0) if active_min is None else active_min[np.isfinite(active_min) & (active_min > 0)]
+    if params.astp_poisson_floor and a.size and np.isfinite(med[j]):
+        a_min = float(np.max(a))
+        scale[j] = max(scale[j], float(np.sqrt(max(med[j], 1.0 / a_min) / a_min)))
+    jd = FEATURES.index("duty")
+    if params.duty_poisson_floor and a.size and np.isfinite(med[j]) and np.isfinite(med[jd]):
+        # Duty over 5 min is A / (A + R) with R the sum of N ≈ astp·A rest pauses; with Poisson
+        # N and exponential pause lengths, SD(R)/R = √(2/N), so SD(duty) ≈ d(1 − d)√(2/N).
+        n_rests = max(float(med[j]) * float(np.max(a)), 1.0)
+        d = float(med[jd])
+        scale[jd] = max(scale[jd], d * (1.0 - d) * float(np.sqrt(2.0 / n_rests)))
     return med, scale
 
 

@@ -35,9 +35,10 @@ PAD_S = 15
 #: Version of the window features, stored with every window the service keeps
 #: (`api.models.FatigueWindowRow.features_version`); rows of another version are recomputed from
 #: the stored samples before they are scored (docs/fatigue-api.md). 1 = the pre-registered
-#: features (docs/fatigue-preregistration.md), 2 = pre-registration deviation 2 ("OT-FI v2").
+#: features (docs/fatigue-preregistration.md), 2 = pre-registration deviation 2 ("OT-FI v2"),
+#: 3 = deviation 3 (activity from the movement-band magnitude, "OT-FI v3").
 #: Bump it on any change that alters a window's row (a feature, a column, a threshold).
-FEATURES_VERSION: int = 2
+FEATURES_VERSION: int = 3
 
 #: Feature columns, methods.md §2.3 items 1–9 (units in docs/fatigue.md).
 FEATURES: tuple[str, ...] = ("int", "duty", "freq", "reg", "cv", "jerk", "sampen", "trem", "astp")

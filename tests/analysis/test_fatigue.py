@@ -368,3 +368,24 @@ def test_astp_scale_is_floored_at_its_poisson_sd() -> None:
     assert scale0[j] == pytest.approx(np.sqrt(0.25 / 4.0))
     _, plain = robust_reference(x)
     assert plain[j] == DEFAULT_PARAMS.floors[j]
+
+
+def test_duty_scale_is_floored_at_its_compound_poisson_sd() -> None:
+    from analysis.fatigue_params import robust_reference
+
+    x = np.zeros((10, len(FEATURES)))
+    jd, ja = FEATURES.index("duty"), FEATURES.index("astp")
+    x[:, jd], x[:, ja] = 0.7, 2.0  # constant trailing sums: MAD 0
+    _, scale = robust_reference(x, active_min=np.linspace(1.0, 4.0, 10))
+    # N = 2 rests per active min × 4 active min = 8 pauses: SD = 0.7·0.3·√(2/8) = 0.105.
+    assert scale[jd] == pytest.approx(0.105)
+    # Without pauses N is floored at 1, and a duty of 1 has no pause noise: the 0.05 floor.
+    x[:, ja] = 0.0
+    assert robust_reference(x, active_min=np.full(10, 4.0))[1][jd] == pytest.approx(0.7 * 0.3 * np.sqrt(2))
+    x[:, jd] = 1.0
+    assert robust_reference(x, active_min=np.full(10, 4.0))[1][jd] == DEFAULT_PARAMS.floors[jd]
+    # Off without the reference's active minutes, or when switched off.
+    x[:, jd], x[:, ja] = 0.7, 2.0
+    assert robust_reference(x)[1][jd] == DEFAULT_PARAMS.floors[jd]
+    off = dataclasses.replace(DEFAULT_PARAMS, duty_poisson_floor=False)
+    assert robust_reference(x, off, active_min=np.full(10, 4.0))[1][jd] == DEFAULT_PARAMS.floors[jd]

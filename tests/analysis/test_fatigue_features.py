@@ -57,15 +57,39 @@ def test_intensity_is_the_mean_band_magnitude_over_worn_seconds() -> None:
     assert abs(med(paused, "int") / expected_mg - 22 / 30) < 0.03
 
 
-@pytest.mark.parametrize("amp_g", [0.5, 0.15])
+@pytest.mark.parametrize("amp_g", [0.5, 0.03])
 def test_intensity_is_linear_in_amplitude_whatever_the_activity_threshold(amp_g: float) -> None:
     # v1's median active ENMO hardly moved when scaling pushed weak epochs below 44.8 mg
     # (docs/fatigue-validation.md); the mean band magnitude scales with the movement, whether its
-    # epochs are active (0.5 g) or all below θ_act (0.15 g: 1-s ENMO ≈ 6 mg).
+    # epochs are active (0.5 g) or all below θ_act (0.03 g: 1-s band magnitude ≈ 19 mg < 30 mg).
     full = feats(arm(180.0, amp_g=amp_g, noise_g=0.0))
     weak = feats(arm(180.0, amp_g=0.9 * amp_g, noise_g=0.0))
     assert np.all(full.analysable) == (amp_g == 0.5)
     assert np.allclose(weak["int"] / full["int"], 0.9, atol=0.002)
+
+
+def test_activity_is_hand_movement_not_enmo() -> None:
+    # Deviation 3: an epoch is active when its mean 0.25–5 Hz band magnitude reaches 30 mg.
+    # A slow 0.08-g reach-and-return across gravity: 1-s ENMO ≈ 3 mg (far below v1's 44.8 mg),
+    # band magnitude ≈ 2/π·80 ≈ 51 mg: active in every second. A still device (3-mg noise, a
+    # 10-mg sway at 0.4 Hz) is never active.
+    slow = arm(180.0, freq_hz=0.5, amp_g=0.08, noise_g=0.003)
+    enmo_mg = 1000 * np.maximum(np.linalg.norm(slow, axis=1) - 1.0, 0.0).mean()
+    assert enmo_mg < 10.0
+    fw = feats(slow)
+    assert np.all(fw.active_s == 60) and np.all(fw.analysable)
+    assert np.all(feats(hold(180.0)).active_s == 0)
+
+
+def test_activity_ignores_calibration_errors() -> None:
+    # ENMO-based activity moved with a 20-mg offset or a 2 % gain error (the calibration-drift
+    # control); the band magnitude does not, so duty and ASTP keep their values.
+    a = arm(300.0, amp_g=0.05, noise_g=0.003, pauses=(30.0, 8.0))
+    ref = feats(a)
+    for bad in (a + np.array([0.02, -0.02, 0.02]), a * 1.02):
+        fw = feats(bad)
+        assert np.array_equal(fw.active_s, ref.active_s)
+        assert np.array_equal(fw.transitions, ref.transitions)
 
 
 def test_intensity_ignores_a_calibration_offset() -> None:
@@ -200,8 +224,10 @@ def test_worn_mask_and_threshold() -> None:
     worn[: int(150 * FS)] = False
     fw = feats(a, worn=worn)
     assert np.all(fw.worn_s[fw.start_ns < T0_NS + 90 * NS_PER_S] == 0)
-    # A threshold above the movement's ENMO (≈ 60 mg) leaves nothing active.
-    assert np.all(feats(a, active_threshold_mg=200.0).active_s == 0)
+    # A threshold above the movement's band magnitude (≈ 2/π·0.5 g ≈ 330 mg) leaves nothing
+    # active; one just below it leaves every worn second active.
+    assert np.all(feats(a, active_threshold_mg=400.0).active_s == 0)
+    assert np.all(feats(a, active_threshold_mg=250.0).active_s[fw.worn_s == 60] == 60)
 
 
 @pytest.mark.parametrize(

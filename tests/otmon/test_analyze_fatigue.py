@@ -38,14 +38,14 @@ def test_capture_sessions_carry_fatigue(capsys: pytest.CaptureFixture[str]) -> N
     f = detected["fatigue"]
     assert CONTRACT_KEYS <= set(f) and f["quality"] == "ok"
     # Regression figures of the synthesised wrist capture's 41-min session (change on purpose:
-    # they follow the OT-FI parameters of docs/fatigue-preregistration.md, here OT-FI v2 of
-    # deviation 2: mean band-magnitude intensity).
-    assert (f["n_windows"], f["n_scored"], f["active_s"]) == (81, 53, 1488.0)
-    assert f["index"] == pytest.approx(0.5233, abs=1e-3)
-    assert f["delta"] == pytest.approx(0.4025, abs=1e-3)
+    # they follow the OT-FI parameters of docs/fatigue-preregistration.md, here OT-FI v3 of
+    # deviation 3: activity from the movement band, so more of this free-living hour is active).
+    assert (f["n_windows"], f["n_scored"], f["active_s"]) == (81, 78, 2243.0)
+    assert f["index"] == pytest.approx(1.5224, abs=1e-3)
+    assert f["delta"] == pytest.approx(1.8374, abs=1e-3)
     assert f["ci95"][0] < f["delta"] < f["ci95"][1]
-    assert f["alarm"] is True and f["onset_s"] == 1317.5
-    assert list(f["contributions"])[:2] == ["freq", "cv"]
+    assert f["alarm"] is True and f["onset_s"] == 1566.5
+    assert list(f["contributions"])[:2] == ["astp", "duty"]
     values = list(f["contributions"].values())
     assert values == sorted(values, reverse=True)  # ranked
     # The whole file as one session (--session) is scored too, over its own windows.
