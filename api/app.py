@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from api.db import make_engine, session_factory
 from api.errors import ApiError, Unauthenticated
 from api.routers import alerts, auth, dashboard, devices, fatigue, health, ingest, patients, sessions
+from api.services.fatigue_refresh import FatigueRefresher
 from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        refresher = None
+        if settings.fatigue_refresh_on_start:
+            refresher = FatigueRefresher(app.state.session_factory)
+            refresher.start()
+        app.state.fatigue_refresher = refresher
         yield
+        if refresher is not None:  # it stops after its current step (one bounded transaction)
+            await asyncio.to_thread(refresher.stop)
         engine.dispose()
 
     app = FastAPI(title="otmon", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json")

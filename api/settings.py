@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     max_block_samples: int = Field(default=360_000, gt=0)
     # 16 MiB request body limit for ingest (architecture.md).
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    # After start-up, recompute stored fatigue windows of another features version in the
+    # background, one bounded step per transaction (docs/fatigue-api.md, "Features version").
+    fatigue_refresh_on_start: bool = True
 
     @field_validator("secret_key")
     @classmethod
