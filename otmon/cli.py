@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     from otmon import task_cmd
 
     task_cmd.add_parsers(sub)  # task start|stop
+    from otmon import fatigue_refresh_cmd
+
+    fatigue_refresh_cmd.add_parsers(sub)  # fatigue-refresh
     return parser
 
 
@@ -150,6 +153,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from otmon import task_cmd
 
         return task_cmd.dispatch(args)
+    if args.command == "fatigue-refresh":
+        from otmon import fatigue_refresh_cmd
+
+        return fatigue_refresh_cmd.run(args, settings=_settings(args.database_url), error=CliError)
     raise CliError(f"unknown command {args.command}")
 
 
