@@ -141,6 +141,11 @@ class FatigueRefresher:
         self.done: list[PatientRefresh] = []
         self.failed: list[int] = []
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once `stop` has been called."""
+        return self._stop
+
     def start(self) -> None:
         """Start the thread."""
         self._thread.start()
