@@ -84,9 +84,8 @@ _STANDBY = (
 class Service:
     """`otmon serve` on one port that survives SIGKILL and restarts (the URL stays the same)."""
 
-    def __init__(self, database_url: str, directory: Path, *, nice: int = 0) -> None:
+    def __init__(self, database_url: str, directory: Path) -> None:
         self.database_url = database_url
-        self.nice = nice
         self.directory = directory
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -108,7 +107,6 @@ class Service:
                 [sys.executable, "-c", _STANDBY, "serve", "--port", str(self.port),
                  "--database-url", self.database_url],
                 cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=log_fh, stderr=subprocess.STDOUT,
-                preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
             )  # fmt: skip
 
     def start(self) -> float:

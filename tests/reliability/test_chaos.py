@@ -112,11 +112,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     rec = build()
     directory = tmp_path_factory.mktemp("chaos")
     with seeded_database("sqlite", directory) as seeded:
-        # The collector is timed at 120x real time, so 1 ms of CPU starvation at a reconnect is
-        # 120 ms of recorded time (> 3 samples). The service (its ingest, and the next
-        # interpreter it prepares after each start) runs at a lower priority so that the clock
-        # under test is starved no more than it would be in real time on one machine.
-        service = Service(seeded.url, directory, nice=10)
+        service = Service(seeded.url, directory)
         service.start()
         try:
             run = run_chaos(
