@@ -152,3 +152,19 @@ def backend(database_url: str) -> str:
 @pytest.fixture
 def tmp_data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def refresh_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every (first, last) window range recomputed by `fatigue.refresh_starts` (ingest or read)."""
+    from api.services import fatigue as fatigue_service
+
+    calls: list[tuple[int, int]] = []
+    real = fatigue_service.refresh_starts
+
+    def spy(db: Session, **kw: Any) -> int:
+        calls.append((kw["first_start_ns"], kw["last_start_ns"]))
+        return real(db, **kw)
+
+    monkeypatch.setattr(fatigue_service, "refresh_starts", spy)
+    return calls

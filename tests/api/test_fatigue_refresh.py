@@ -95,20 +95,6 @@ def live(seeded: Seeded, tmp_path: Path) -> Iterator[tuple[str, FastAPI]]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{clone}" WITH (FORCE)')
 
 
-@pytest.fixture
-def refresh_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Every (first, last) window range recomputed by `fatigue.refresh_starts`."""
-    calls: list[tuple[int, int]] = []
-    real = fatigue_service.refresh_starts
-
-    def spy(db: Session, **kw: Any) -> int:
-        calls.append((kw["first_start_ns"], kw["last_start_ns"]))
-        return real(db, **kw)
-
-    monkeypatch.setattr(fatigue_service, "refresh_starts", spy)
-    return calls
-
-
 def _garble(app: FastAPI, patient_id: int | None = None) -> None:
     """Stored windows (of one patient, or all) to version 1 with garbage, behind the service's back."""
     where = (

@@ -61,20 +61,6 @@ def _rows(db: Session) -> list[tuple[int, bytes, int | None]]:
     ]
 
 
-@pytest.fixture
-def refresh_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Every (first, last) window range recomputed by `fatigue.refresh_starts` (ingest or read)."""
-    calls: list[tuple[int, int]] = []
-    real = fatigue_service.refresh_starts
-
-    def spy(db: Session, **kw: Any) -> int:
-        calls.append((kw["first_start_ns"], kw["last_start_ns"]))
-        return real(db, **kw)
-
-    monkeypatch.setattr(fatigue_service, "refresh_starts", spy)
-    return calls
-
-
 @pytest.mark.parametrize("endpoint", ["sessions", "fatigue", "alerts"])
 def test_rows_of_another_version_are_recomputed_at_the_next_read(
     client: ApiClient,
