@@ -42,6 +42,13 @@ SPEED = 120.0
 N_KILLS = 20
 OUTAGE_S = (22.0, 8.0)  # the service is down 22-30 s after the anchor (44-60 min in)
 NS = 1_000_000_000
+# Stored times are checked within one sample period plus 3 ms of wall time at SPEED (360 ms of
+# recording at 120x). The replay compresses time SPEED-fold, so the harness's own scheduling
+# jitter is magnified as much: in about a quarter of runs one collector run after a restart is
+# stamped late (the one measured: 7 samples, 208 ms, i.e. < 2 ms of wall time) and stays so
+# until its clock's slew catches up, while every other block is within 18 ms
+# (docs/reliability.md). In real time the same jitter is a few ms.
+WALL_JITTER_NS = 3_000_000
 # A kill loses what was decoded since the last draft (DRAFT_AFTER_NS of the recording) plus
 # what still waited in the collector's queue: 10 s of recording = 83 ms of wall time at 120x.
 QUEUE_SLACK_NS = 10 * NS
@@ -71,8 +78,9 @@ def _locate(rec: LongRecording, t0_ns: int, accel: np.ndarray) -> int:
     src = rec.accel_g
     near = int(np.searchsorted(rec.truth_ns, t0_ns))
     n = len(accel)
+    reach = 3 + int(np.ceil(SPEED * WALL_JITTER_NS * rec.fs_hz / NS))
     fits = [
-        j for j in range(max(0, near - 3), min(len(src) - n, near + 3) + 1)
+        j for j in range(max(0, near - reach), min(len(src) - n, near + reach) + 1)
         if np.array_equal(src[j : j + n], accel) and rec.sent[j : j + n].all()
     ]  # fmt: skip
     assert fits, f"block at {t0_ns} matches no source samples near index {near}"
@@ -228,7 +236,7 @@ def test_the_service_holds_exactly_what_the_collector_committed(outcome: Outcome
 
 
 def test_every_stored_sample_is_the_source_sample_once(outcome: Outcome) -> None:
-    assert outcome.worst_ns < outcome.period_ns, outcome.worst_ns
+    assert outcome.worst_ns < outcome.period_ns + SPEED * WALL_JITTER_NS, outcome.worst_ns
     assert outcome.hits.max() == 1
     assert int(outcome.hits.sum()) == sum(b.n_samples for b in outcome.stored)
 
