@@ -44,9 +44,9 @@ OUTAGE_S = (22.0, 8.0)  # the service is down 22-30 s after the anchor (44-60 mi
 NS = 1_000_000_000
 # Stored times are checked within one sample period plus 3 ms of wall time at SPEED (360 ms of
 # recording at 120x). The replay compresses time SPEED-fold, so the harness's own scheduling
-# jitter is magnified as much: in about a quarter of runs one collector run after a restart is
-# stamped late (the one measured: 7 samples, 208 ms, i.e. < 2 ms of wall time) and stays so
-# until its clock's slew catches up, while every other block is within 18 ms
+# jitter is magnified as much: in about a third of runs one collector run after a restart is
+# stamped late (70-239 ms measured, i.e. <= 2 ms of wall time) and stays so until its clock's
+# slew catches up, while every other block is within 18 ms
 # (docs/reliability.md). In real time the same jitter is a few ms.
 WALL_JITTER_NS = 3_000_000
 # A kill loses what was decoded since the last draft (DRAFT_AFTER_NS of the recording) plus
@@ -250,7 +250,8 @@ def test_lost_samples_are_accounted_for(outcome: Outcome) -> None:
     _, at_kill, owner, reached = _lost_at_kills(outcome)
     kills_v = np.array([outcome.run.virtual(k) for k in outcome.run.kills_wall_ns])
     assert (owner < len(kills_v)).all(), _runs(rec, at_kill, kills_v)
-    after_commit = rec.truth_ns[at_kill] >= reached[owner] - outcome.period_ns
+    # `reached` comes from stored times, so it carries their tolerance (WALL_JITTER_NS).
+    after_commit = rec.truth_ns[at_kill] >= reached[owner] - outcome.period_ns - SPEED * WALL_JITTER_NS
     assert after_commit.all(), _runs(rec, at_kill[~after_commit], kills_v)
 
 
